@@ -1,0 +1,13 @@
+import { defineConfig } from 'tsup';
+
+// One self-contained file (all but `webgpu`), so it also runs on a GPU machine with no install.
+export default defineConfig({
+  entry: { bench: 'src/bench.ts' },
+  format: ['esm'],
+  sourcemap: true,
+  clean: true,
+  target: 'node20',
+  noExternal: [/.*/],
+  external: ['webgpu'],
+  banner: { js: "import { createRequire as __peftCreateRequire } from 'node:module'; const require = __peftCreateRequire(import.meta.url);" },
+});

@@ -1,0 +1,2 @@
+// Public API of @peft-ts/nf4-quant. Nothing is exported until the package's capability lands.
+export {};

@@ -1,0 +1,52 @@
+// Test projects: one per package and app, plus `gpu` for *.gpu.test.ts (big shapes and
+// features a software adapter lacks), which CI does not run. Workspace packages resolve to
+// their sources, so tests need no build.
+import { readdirSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const root = fileURLToPath(new URL('.', import.meta.url));
+const members = ['packages', 'apps'].flatMap((group) =>
+  readdirSync(`${root}${group}`)
+    .filter((name) => existsSync(`${root}${group}/${name}/package.json`))
+    .map((name) => ({ name, dir: `${group}/${name}` })),
+);
+
+// `@peft-ts/x` -> packages/x/src/index.ts and `@peft-ts/x/sub` -> packages/x/src/sub/index.ts.
+const alias = [
+  {
+    find: /^@peft-ts\/([a-z0-9-]+)\/([a-z0-9-]+)$/,
+    replacement: `${root}packages/$1/src/$2/index.ts`,
+  },
+  { find: /^@peft-ts\/([a-z0-9-]+)$/, replacement: `${root}packages/$1/src/index.ts` },
+];
+
+export default defineConfig({
+  test: {
+    reporters: ['default', `${root}tools/summary-reporter.ts`],
+    projects: [
+      ...members.map(({ name, dir }) => ({
+        resolve: { alias },
+        test: {
+          name,
+          root: `${root}${dir}`,
+          include: ['src/**/*.test.ts'],
+          exclude: ['src/**/*.gpu.test.ts', '**/node_modules/**'],
+          pool: 'forks' as const,
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      })),
+      {
+        resolve: { alias },
+        test: {
+          name: 'gpu',
+          root,
+          include: ['packages/*/src/**/*.gpu.test.ts', 'apps/*/src/**/*.gpu.test.ts'],
+          pool: 'forks' as const,
+          testTimeout: 600_000,
+        },
+      },
+    ],
+  },
+});
