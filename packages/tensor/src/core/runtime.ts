@@ -1,0 +1,306 @@
+// The runtime owns the device, the buffer pool, the pipeline cache and the command encoder that
+// ops record into. Work is submitted at sync points (readback, flush), not once per op.
+import { DeviceError, UnsupportedError } from '@peft-ts/errors';
+import type { Gpu } from '../device/device.js';
+import { kernelKey, type KernelSpec, type UniformField } from './kernel.js';
+import { BufferPool, type MemoryStats } from './memory.js';
+
+const UNIFORM_CHUNK = 64 * 1024;
+/** Submit on our own once this many dispatches are recorded, so pooled buffers come back. */
+const AUTO_FLUSH_DISPATCHES = 2048;
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  uniformBinding: number;
+  uniformBytes: number;
+  fields: readonly UniformField[];
+}
+
+/** A buffer region bound to one kernel binding. */
+export interface BufferBinding {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+interface UniformChunk {
+  buffer: GPUBuffer;
+  data: ArrayBuffer;
+  used: number;
+}
+
+export class Runtime {
+  readonly gpu: Gpu;
+  readonly device: GPUDevice;
+  readonly pool: BufferPool;
+  private readonly pipelines = new Map<string, CachedPipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatches = 0;
+  private uniformChunks: UniformChunk[] = [];
+  private uniformFree: UniformChunk[] = [];
+  private readonly afterSubmitHooks: (() => void)[] = [];
+  /** Seed and position of the counter-based RNG: every random draw advances rngOffset. */
+  rngSeed = 0;
+  rngOffset = 0;
+  /** Dispatch count since creation, for tests and benchmarks. */
+  totalDispatches = 0;
+  totalSubmits = 0;
+
+  constructor(gpu: Gpu) {
+    this.gpu = gpu;
+    this.device = gpu.device;
+    this.pool = new BufferPool(gpu.device);
+  }
+
+  /** Resets the RNG to `seed`; draws then repeat exactly across runs and devices. */
+  manualSeed(seed: number): void {
+    this.rngSeed = seed >>> 0;
+    this.rngOffset = 0;
+  }
+
+  /** Reserves `count` RNG counters and returns the first. */
+  takeRng(count: number): number {
+    const at = this.rngOffset;
+    this.rngOffset += Math.ceil(count / 4) * 4;
+    return at;
+  }
+
+  has(feature: string): boolean {
+    return this.gpu.has(feature);
+  }
+
+  get maxBindingBytes(): number {
+    return this.gpu.info.limits.maxStorageBufferBindingSize;
+  }
+
+  /** Subgroup size to plan for: the adapter's minimum (kernels must also work at the maximum). */
+  get subgroupSize(): number {
+    return this.gpu.info.subgroupMinSize || 0;
+  }
+
+  private pipelineFor(spec: KernelSpec): CachedPipeline {
+    const key = kernelKey(spec);
+    const cached = this.pipelines.get(key);
+    if (cached) return cached;
+    for (const feature of spec.features ?? []) {
+      if (!this.has(feature)) {
+        throw new UnsupportedError({ what: 'GPU feature for kernel', got: `${spec.name} needs ${feature}`, where: key });
+      }
+    }
+    const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((kind, binding) => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: kind === 'read' ? 'read-only-storage' : 'storage' },
+    }));
+    const uniformBinding = spec.bindings.length;
+    if (spec.uniforms.length > 0) {
+      entries.push({ binding: uniformBinding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
+    }
+    const layout = this.device.createBindGroupLayout({ entries });
+    const module = this.device.createShaderModule({ code: spec.wgsl, label: key });
+    const pipeline = this.device.createComputePipeline({
+      label: key,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    });
+    const entry: CachedPipeline = {
+      pipeline,
+      layout,
+      uniformBinding,
+      uniformBytes: Math.max(16, Math.ceil((spec.uniforms.length * 4) / 16) * 16),
+      fields: spec.uniforms,
+    };
+    this.pipelines.set(key, entry);
+    return entry;
+  }
+
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
+
+  private getEncoder(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private getPass(): GPUComputePassEncoder {
+    this.pass ??= this.getEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  private uniformSlot(bytes: number): { chunk: UniformChunk; offset: number } {
+    let chunk = this.uniformChunks[this.uniformChunks.length - 1];
+    if (!chunk || chunk.used + bytes > UNIFORM_CHUNK) {
+      chunk = this.uniformFree.pop() ?? {
+        buffer: this.device.createBuffer({ size: UNIFORM_CHUNK, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
+        data: new ArrayBuffer(UNIFORM_CHUNK),
+        used: 0,
+      };
+      chunk.used = 0;
+      this.uniformChunks.push(chunk);
+    }
+    const offset = chunk.used;
+    chunk.used += Math.ceil(bytes / 256) * 256;
+    return { chunk, offset };
+  }
+
+  /**
+   * Records one dispatch of `spec` with the given buffer bindings (in `spec.bindings` order) and
+   * uniform values (in `spec.uniforms` order).
+   */
+  dispatch(spec: KernelSpec, bindings: readonly BufferBinding[], uniformValues: readonly number[], workgroups: readonly [number, number, number]): void {
+    if (bindings.length !== spec.bindings.length) {
+      throw new Error(`kernel ${spec.name}: ${spec.bindings.length} bindings declared, ${bindings.length} given`);
+    }
+    if (uniformValues.length !== spec.uniforms.length) {
+      throw new Error(`kernel ${spec.name}: ${spec.uniforms.length} uniforms declared, ${uniformValues.length} given`);
+    }
+    const limit = this.gpu.info.limits.maxComputeWorkgroupsPerDimension;
+    if (workgroups.some((w) => w > limit)) {
+      throw new UnsupportedError({ what: 'dispatch size', got: workgroups, where: `kernel ${spec.name}` });
+    }
+    if (workgroups.some((w) => w === 0)) return;
+    const cached = this.pipelineFor(spec);
+    const entries: GPUBindGroupEntry[] = bindings.map((b, binding) => ({
+      binding,
+      resource: { buffer: b.buffer, offset: b.offset, size: b.size },
+    }));
+    if (spec.uniforms.length > 0) {
+      const { chunk, offset } = this.uniformSlot(cached.uniformBytes);
+      const view = new DataView(chunk.data, offset, cached.uniformBytes);
+      cached.fields.forEach((field, i) => {
+        const value = uniformValues[i] ?? 0;
+        if (field.type === 'f32') view.setFloat32(i * 4, value, true);
+        else if (field.type === 'i32') view.setInt32(i * 4, value, true);
+        else view.setUint32(i * 4, value >>> 0, true);
+      });
+      entries.push({ binding: cached.uniformBinding, resource: { buffer: chunk.buffer, offset, size: cached.uniformBytes } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: cached.layout, entries });
+    const pass = this.getPass();
+    pass.setPipeline(cached.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    this.dispatches += 1;
+    this.totalDispatches += 1;
+    if (this.dispatches >= AUTO_FLUSH_DISPATCHES) this.flush();
+  }
+
+  /** Records a buffer-to-buffer copy (offsets and size multiples of 4). */
+  copy(src: BufferBinding, dst: BufferBinding, size: number): void {
+    this.endPass();
+    this.getEncoder().copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, size);
+  }
+
+  /** Records a zero fill of a buffer region (offset and size multiples of 4). */
+  clear(dst: BufferBinding, size: number): void {
+    this.endPass();
+    this.getEncoder().clearBuffer(dst.buffer, dst.offset, size);
+  }
+
+  /** Runs `fn` once after the next submit (e.g. to destroy staging buffers). */
+  onSubmit(fn: () => void): void {
+    this.afterSubmitHooks.push(fn);
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    this.endPass();
+    const encoder = this.encoder;
+    this.encoder = null;
+    this.dispatches = 0;
+    for (const chunk of this.uniformChunks) {
+      this.device.queue.writeBuffer(chunk.buffer, 0, chunk.data, 0, chunk.used);
+    }
+    if (encoder) {
+      this.device.queue.submit([encoder.finish()]);
+      this.totalSubmits += 1;
+    }
+    this.uniformFree.push(...this.uniformChunks);
+    this.uniformChunks = [];
+    this.pool.afterSubmit();
+    for (const hook of this.afterSubmitHooks.splice(0)) hook();
+  }
+
+  /** Submits and waits for the GPU; throws any GPU error reported meanwhile. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.gpu.sync();
+  }
+
+  /** Reads `size` bytes of a buffer region back to the host (a sync point). */
+  async readBytes(src: BufferBinding, size: number): Promise<ArrayBuffer> {
+    const padded = Math.ceil(size / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(4, padded), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    if (padded > 0) this.copy(src, { buffer: staging, offset: 0, size: padded }, padded);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (cause) {
+      this.gpu.throwIfFailed();
+      throw new DeviceError(`reading a GPU buffer back failed: ${String(cause)}`, { cause });
+    }
+    const out = staging.getMappedRange(0, padded).slice(0, size);
+    staging.unmap();
+    staging.destroy();
+    this.gpu.throwIfFailed();
+    return out;
+  }
+
+  /** Uploads host bytes into a buffer region, ordered after everything recorded so far. */
+  writeBytes(dst: BufferBinding, data: ArrayBufferView): void {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const padded = Math.ceil(bytes.byteLength / 4) * 4;
+    if (padded === 0) return;
+    if (!this.encoder) {
+      // Nothing is pending, so the queue's own write is correctly ordered and cheapest.
+      if (padded === bytes.byteLength) this.device.queue.writeBuffer(dst.buffer, dst.offset, bytes);
+      else {
+        const tmp = new Uint8Array(padded);
+        tmp.set(bytes);
+        this.device.queue.writeBuffer(dst.buffer, dst.offset, tmp);
+      }
+      return;
+    }
+    // Recorded commands may still read this region: stage the data and copy it in order.
+    const staging = this.device.createBuffer({ size: padded, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(bytes);
+    staging.unmap();
+    this.copy({ buffer: staging, offset: 0, size: padded }, dst, padded);
+    this.onSubmit(() => staging.destroy());
+  }
+
+  memoryStats(): MemoryStats {
+    return this.pool.stats();
+  }
+
+  resetPeak(): void {
+    this.pool.resetPeak();
+  }
+
+  /** Sets a cap on live tensor bytes; allocations past it throw OutOfMemoryBudgetError. */
+  setMemoryBudget(bytes: number | undefined): void {
+    this.pool.budgetBytes = bytes ?? Infinity;
+  }
+
+  /** Frees pooled buffers (live tensors keep theirs). */
+  trimPool(): void {
+    this.flush();
+    this.pool.trim();
+  }
+
+  destroy(): void {
+    this.pool.trim();
+    for (const c of [...this.uniformFree, ...this.uniformChunks]) c.buffer.destroy();
+    this.gpu.destroy();
+  }
+}
