@@ -44,6 +44,9 @@ export class BufferPool {
   private liveCount = 0;
   /** Optional cap on live bytes (the user's memory budget). */
   budgetBytes = Infinity;
+  /** Submits recorded work (set by the runtime), so pending buffers can be reused instead of allocating. */
+  flush: (() => void) | undefined;
+  private pendingBySize = new Map<number, number>();
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -58,6 +61,7 @@ export class BufferPool {
       });
     }
     const size = sizeClass(bytes);
+    if (!this.free.get(size)?.length && (this.pendingBySize.get(size) ?? 0) > 0) this.flush?.();
     const list = this.free.get(size);
     let buffer = list?.pop();
     if (buffer) {
@@ -79,6 +83,7 @@ export class BufferPool {
     this.tags[tag] -= bytes;
     this.liveCount -= 1;
     this.pending.push({ size, buffer });
+    this.pendingBySize.set(size, (this.pendingBySize.get(size) ?? 0) + 1);
   }
 
   /** Called after each queue submit: buffers released before it may now be handed out again. */
@@ -90,6 +95,7 @@ export class BufferPool {
       this.pooled += size;
     }
     this.pending = [];
+    this.pendingBySize.clear();
   }
 
   /** Destroys every pooled buffer (live tensors keep theirs). */

@@ -52,6 +52,7 @@ export class Runtime {
     this.gpu = gpu;
     this.device = gpu.device;
     this.pool = new BufferPool(gpu.device);
+    this.pool.flush = () => this.flush();
   }
 
   /** Resets the RNG to `seed`; draws then repeat exactly across runs and devices. */

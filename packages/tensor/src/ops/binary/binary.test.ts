@@ -2,7 +2,7 @@
 // against finite differences.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ShapeMismatchError } from '@peft-ts/errors';
-import { add, div, fromArray, mul, sub, type Runtime, type Tensor } from '../../index.js';
+import { add, div, fromArray, mul, sub, type Runtime } from '../../index.js';
 import { assertClose, gradCheck, randn, randu, testRuntime, TOL } from '../../testing/index.js';
 import { binaryRef } from './binary.ref.js';
 
@@ -36,7 +36,7 @@ describe('binary ops', () => {
         const tb = fromArray(rt, b, sb);
         const out = ops[op](ta, tb);
         const got = await out.toArray();
-        assertClose(got, binaryRef(op, a, sa, b, sb), TOL.f32, `${op} [${sa}] x [${sb}]`);
+        assertClose(got, binaryRef(op, a, sa, b, sb), TOL.f32, `${op} [${sa.join(", ")}] x [${sb.join(", ")}]`);
         for (const t of [ta, tb, out]) t.dispose();
       }
     });
@@ -46,7 +46,7 @@ describe('binary ops', () => {
       const sb = [4, 1];
       const a = randn(60, 3);
       const b = op === 'div' ? randu(4, 4, 0.5, 2) : randn(4, 4);
-      const r = await gradCheck(rt, (x, y) => ops[op](x as Tensor, y as Tensor), ([x, y]) => binaryRef(op, x ?? [], sa, y ?? [], sb), [
+      const r = await gradCheck(rt, (x, y) => ops[op](x, y), ([x, y]) => binaryRef(op, x ?? [], sa, y ?? [], sb), [
         { data: a, shape: sa },
         { data: b, shape: sb },
       ]);
