@@ -1,0 +1,63 @@
+// Memory estimates against published parameter counts and the seeds' arithmetic
+// (7B: fp32 28 GB, fp16 14 GB, NF4 ~3.5 GB; Adam 12 bytes/param for full fine-tuning).
+import { describe, expect, it } from 'vitest';
+import { UnsupportedError } from '@peft-ts/errors';
+import { countParameters, estimateMemory, namedConfig, nf4Bytes, selectTargets } from '../index.js';
+
+describe('estimateMemory', () => {
+  it('counts parameters as the published model cards do', () => {
+    expect(countParameters(namedConfig('7b')).total).toBe(6_738_415_616); // Llama-2-7B
+    expect(countParameters(namedConfig('gpt2')).total).toBe(124_439_808); // GPT-2 small, tied head
+    expect(countParameters(namedConfig('tinyllama-1.1b')).total).toBe(1_100_048_384);
+    expect(countParameters(namedConfig('qwen2.5-0.5b')).total).toBe(494_032_768);
+    expect(countParameters(namedConfig('8b')).total).toBe(8_030_261_248); // Llama-3-8B
+  });
+
+  it('gives the 7B weight sizes of the seeds: fp32 ~27 GB, fp16 ~13.5 GB, NF4 ~3.6 GB', () => {
+    const c = namedConfig('7b');
+    const p = countParameters(c);
+    expect(estimateMemory(c, { method: 'full', weightDtype: 'f32' }).bytes.weights).toBe(p.total * 4);
+    expect(estimateMemory(c, { method: 'lora', weightDtype: 'f16' }).bytes.weights).toBe(p.total * 2);
+    const q = estimateMemory(c, { method: 'qlora' });
+    // Linear weights at 4.127 bits/param (0.5 B + 1 B per 64 + 4 B per 16,384), the rest in bf16.
+    const linearBits = (nf4Bytes(4096 * 4096) * 8) / (4096 * 4096);
+    expect(linearBits).toBeCloseTo(4 + 8 / 64 + 32 / 16384, 2);
+    expect(q.bytes.weights / 1e9).toBeGreaterThan(3.8);
+    expect(q.bytes.weights / 1e9).toBeLessThan(3.9);
+    expect(q.bytes.weights).toBeCloseTo(p.linear * (linearBits / 8) + p.other * 2, -6);
+  });
+
+  it('charges 12 optimizer bytes per parameter for mixed-precision full fine-tuning with AdamW', () => {
+    const c = namedConfig('7b');
+    const e = estimateMemory(c, { method: 'full', optimizer: 'adamw' });
+    expect(e.bytes.optimizer).toBe(e.params.total * 12);
+    expect(e.bytes.gradients).toBe(e.params.total * 2);
+    expect(e.params.trainable).toBe(e.params.total);
+  });
+
+  it('counts LoRA trainable parameters as PEFT prints them', () => {
+    const c = namedConfig('7b');
+    // q_proj + v_proj at r=8 on Llama-2-7B: PEFT reports 4,194,304 trainable params.
+    const e = estimateMemory(c, { method: 'lora', r: 8, targets: ['q_proj', 'v_proj'] });
+    expect(e.params.trainable).toBe(4_194_304);
+    expect(e.bytes.gradients).toBe(4_194_304 * 4);
+    expect(e.bytes.optimizer).toBe(4_194_304 * 8);
+    expect(estimateMemory(c, { method: 'lora', r: 8, targets: ['q_proj', 'v_proj'], optimizer: 'paged_adamw8bit' }).bytes.optimizer).toBe(4_194_304 * 2);
+    expect(selectTargets(c, 'all-linear')).toHaveLength(7 * 32);
+  });
+
+  it('shrinks activations with gradient checkpointing and grows them with sequence length', () => {
+    const c = namedConfig('tinyllama-1.1b');
+    const with1 = estimateMemory(c, { method: 'qlora', seqLen: 512, checkpointing: true }).bytes.activations;
+    const without = estimateMemory(c, { method: 'qlora', seqLen: 512, checkpointing: false }).bytes.activations;
+    const longer = estimateMemory(c, { method: 'qlora', seqLen: 1024, checkpointing: true }).bytes.activations;
+    expect(with1).toBeLessThan(without);
+    expect(longer).toBeCloseTo(2 * with1, -3);
+  });
+
+  it('rejects unknown targets and size names, naming what exists', () => {
+    expect(() => estimateMemory(namedConfig('7b'), { method: 'lora', targets: ['c_attn'] })).toThrow(UnsupportedError);
+    expect(() => estimateMemory(namedConfig('7b'), { method: 'lora', targets: ['c_attn'] })).toThrow(/q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj/);
+    expect(() => namedConfig('3b')).toThrow(/supported: gpt2, qwen2.5-0.5b/);
+  });
+});
