@@ -1,0 +1,2 @@
+// Public functions of the decode (KV-cache attention) family.
+export { KvCache, decodeAttention, type DecodeAttentionOptions } from './decode-attention.js';
