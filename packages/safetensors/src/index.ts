@@ -22,3 +22,4 @@ export {
   f32ToF16,
   f32ToF16Scalar,
 } from './convert/half-float.js';
+export { writeDirAtomically, checkOutputDir } from './write/atomic-dir.js';
