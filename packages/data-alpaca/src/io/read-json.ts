@@ -1,0 +1,208 @@
+// Streaming readers for JSON Lines and for top-level JSON arrays: both hand out one record at a
+// time with its 1-based line number, so a multi-GB file is never held or parsed whole.
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { FormatError } from '@peft-ts/errors';
+
+/** One parsed record and the line it starts on. */
+export interface JsonRecord {
+  line: number;
+  value: unknown;
+}
+
+/** A record as the scanners see it: parsed, or the reason it could not be. */
+export type ScannedRecord = { line: number; value: unknown; error?: undefined } | { line: number; error: FormatError };
+
+/** How the records of a file are laid out. */
+export type FileLayout = 'json' | 'jsonl';
+
+function parseError(path: string, line: number, text: string, cause: unknown): FormatError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  const snippet = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return new FormatError({
+    file: `${path}:${line}`,
+    field: 'record',
+    expected: 'one valid JSON value',
+    got: `${JSON.stringify(snippet)} (${reason})`,
+    cause,
+  });
+}
+
+/**
+ * Looks at the first non-blank character: `[` means a JSON array, `{` JSON Lines. Reads only
+ * as much of the file as it takes to find that character.
+ */
+export async function detectLayout(path: string): Promise<FileLayout> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(4096);
+    let line = 1;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) {
+        throw new FormatError({ file: path, field: 'file', expected: 'a JSON array or JSON Lines of objects', got: 'an empty file' });
+      }
+      for (let i = 0; i < bytesRead; i += 1) {
+        const byte = buffer[i];
+        if (byte === 0x0a) line += 1;
+        if (byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) continue;
+        // A UTF-8 byte order mark (EF BB BF) is allowed before the data.
+        if (byte === 0xef || byte === 0xbb || byte === 0xbf) continue;
+        if (byte === 0x5b) return 'json';
+        if (byte === 0x7b) return 'jsonl';
+        throw new FormatError({
+          file: `${path}:${line}`,
+          field: 'file',
+          expected: "a JSON array ('[') or JSON Lines of objects ('{')",
+          got: JSON.stringify(String.fromCharCode(byte ?? 0)),
+        });
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** JSON Lines, one record per non-blank line; malformed lines come back as errors. */
+export async function* scanJsonl(path: string): AsyncGenerator<ScannedRecord> {
+  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  let line = 0;
+  try {
+    for await (const raw of lines) {
+      line += 1;
+      const text = line === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
+      if (text.trim() === '') continue;
+      try {
+        yield { line, value: JSON.parse(text) as unknown };
+      } catch (cause) {
+        yield { line, error: parseError(path, line, text, cause) };
+      }
+    }
+  } finally {
+    lines.close();
+    stream.destroy();
+  }
+}
+
+/**
+ * The elements of a top-level JSON array, split by a small scanner that tracks strings and
+ * nesting, then parsed one at a time. An element that does not parse comes back as an error;
+ * a file that is not an array at all, or has content after its closing `]`, throws.
+ */
+export async function* scanJsonArray(path: string): AsyncGenerator<ScannedRecord> {
+  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
+  let line = 1;
+  let phase: 'start' | 'items' | 'end' = 'start';
+  let collecting = false;
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  let parts: string[] = [];
+  let elementLine = 0;
+  let afterComma = false;
+  let elements = 0;
+
+  const structural = (expected: string, got: string) =>
+    new FormatError({ file: `${path}:${line}`, field: 'file', expected, got });
+
+  const finish = (text: string): ScannedRecord => {
+    collecting = false;
+    elements += 1;
+    try {
+      return { line: elementLine, value: JSON.parse(text) as unknown };
+    } catch (cause) {
+      return { line: elementLine, error: parseError(path, elementLine, text.trim(), cause) };
+    }
+  };
+
+  try {
+    for await (const chunk of stream as AsyncIterable<string>) {
+      let from = collecting ? 0 : -1;
+      for (let i = 0; i < chunk.length; i += 1) {
+        const c = chunk.charCodeAt(i);
+        if (c === 0x0a) line += 1;
+        if (phase === 'start') {
+          if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0xfeff) continue;
+          if (c === 0x5b) {
+            phase = 'items';
+            continue;
+          }
+          throw structural("a JSON array ('[')", JSON.stringify(chunk[i]));
+        }
+        if (phase === 'end') {
+          if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+          throw structural("nothing after the array's closing ']'", JSON.stringify(chunk.slice(i, i + 20)));
+        }
+        if (collecting) {
+          if (inString) {
+            if (escaped) escaped = false;
+            else if (c === 0x5c) escaped = true;
+            else if (c === 0x22) inString = false;
+            continue;
+          }
+          if (c === 0x22) inString = true;
+          else if (c === 0x7b || c === 0x5b) depth += 1;
+          else if ((c === 0x7d || c === 0x5d) && depth > 0) depth -= 1;
+          else if (depth === 0 && (c === 0x2c || c === 0x5d)) {
+            parts.push(chunk.slice(from, i));
+            const record = finish(parts.join(''));
+            parts = [];
+            from = -1;
+            afterComma = c === 0x2c;
+            if (c === 0x5d) phase = 'end';
+            yield record;
+          }
+          continue;
+        }
+        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+        if (c === 0x5d) {
+          if (afterComma) throw structural('a value after the comma', "']' (a trailing comma)");
+          phase = 'end';
+          continue;
+        }
+        if (c === 0x2c) {
+          throw structural('a value', elements === 0 ? "',' before the first element" : "',' (an empty element)");
+        }
+        collecting = true;
+        from = i;
+        elementLine = line;
+        depth = c === 0x7b || c === 0x5b ? 1 : 0;
+        inString = c === 0x22;
+        escaped = false;
+        afterComma = false;
+      }
+      if (collecting && from >= 0) parts.push(chunk.slice(from));
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (phase === 'start') {
+    throw new FormatError({ file: path, field: 'file', expected: "a JSON array ('[')", got: 'an empty file' });
+  }
+  if (collecting) {
+    const text = parts.join('').trim();
+    yield { line: elementLine, error: parseError(path, elementLine, text, new Error('the file ends inside this record')) };
+  }
+  if (phase !== 'end') throw structural("the array's closing ']'", 'the end of the file');
+}
+
+/**
+ * Reads a JSON Lines file record by record, streaming. Throws a FormatError naming
+ * `path:line` at the first line that is not valid JSON.
+ */
+export async function* readJsonl(path: string): AsyncGenerator<JsonRecord> {
+  for await (const record of scanJsonl(path)) {
+    if (record.error) throw record.error;
+    yield { line: record.line, value: record.value };
+  }
+}
+
+/** Reads the elements of a top-level JSON array one by one, with the line each starts on. */
+export async function* readJsonArray(path: string): AsyncGenerator<JsonRecord> {
+  for await (const record of scanJsonArray(path)) {
+    if (record.error) throw record.error;
+    yield { line: record.line, value: record.value };
+  }
+}
