@@ -33,6 +33,7 @@ export { wgslLoad, wgslStorageType, wgslValueType, WGSL_PACK_HELPERS } from './c
 export { add, sub, mul, div } from './ops/binary/binary.js';
 export { sumTo } from './ops/reduce/sum-to.js';
 export { broadcastShapes, normalizeAxis } from './ops/shape-utils.js';
+export * from './ops/matmul/index.js';
 export * from './ops/elementwise/index.js';
 export * from './ops/norm/index.js';
 export * from './ops/decode/index.js';
