@@ -1,14 +1,12 @@
 import { defineConfig } from 'tsup';
 
-// The CLI ships as one file with the workspace packages bundled in; `webgpu` stays external
-// because it carries Dawn's native addon.
+// The CLI is one ESM file; the @peft-ts packages (and `webgpu`, with Dawn's native addon) are
+// its dependencies, resolved from node_modules like any install.
 export default defineConfig({
   entry: { cli: 'src/cli.ts' },
   format: ['esm'],
   sourcemap: true,
   clean: true,
   target: 'node20',
-  noExternal: [/^@peft-ts\//],
-  external: ['webgpu'],
   banner: { js: '#!/usr/bin/env node' },
 });

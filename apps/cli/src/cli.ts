@@ -1,76 +1,87 @@
 // The peft-ts command line: parses the command and its flags, runs it, maps errors to exit codes.
 import { PeftError } from '@peft-ts/errors';
 import { formatDeviceInfo, getDevice } from '@peft-ts/tensor';
+import { out, UsageError } from './args.js';
+import { estimate, ESTIMATE_HELP } from './commands/estimate.js';
+import { generateCommand, GENERATE_HELP } from './commands/generate.js';
+import { inspect, INSPECT_HELP } from './commands/inspect.js';
+import { merge, MERGE_HELP } from './commands/merge.js';
+import { quantize, QUANTIZE_HELP } from './commands/quantize.js';
+import { train, TRAIN_HELP } from './commands/train.js';
+import { demo, DEMO_HELP } from './commands/demo.js';
 
-const EXIT = { ok: 0, usage: 2, input: 3, device: 4, failure: 1 } as const;
+export const VERSION = '0.0.0';
 
-const HELP = `peft-ts: LoRA and QLoRA fine-tuning of language models on WebGPU
+/** Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 bad input (file, config), 4 GPU problem, 5 memory budget. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, input: 3, device: 4, memory: 5 } as const;
 
-Usage: peft-ts <command> [options]
+const HELP = `peft-ts ${VERSION}: LoRA and QLoRA fine-tuning of language models on WebGPU
+
+Usage: peft-ts <command> [options]        (peft-ts <command> --help for its options)
 
 Commands:
-  info     show the GPU adapter, its features, limits and subgroup-matrix configs
-  demo     the end-to-end demo (device check until the trainer package lands)
+  demo       the end-to-end demo: a tiny model, QLoRA training, evaluation, merge, generation
+  train      fine-tune a Hugging Face model on instruction data with LoRA or QLoRA
+  generate   generate text from a base model, base + adapter, or a merged model
+  merge      merge an adapter into its base checkpoint (plain HF checkpoint out)
+  quantize   quantize a checkpoint to bitsandbytes-layout NF4/FP4
+  estimate   GPU memory for full fine-tuning vs LoRA vs QLoRA
+  inspect    summarise a model or adapter directory
+  info       the GPU adapter peft-ts uses
 
-Options:
-  -h, --help     show help for a command
-  -v, --version  print the version
+Exit codes: 0 ok, 1 unexpected failure, 2 usage error, 3 bad input, 4 GPU problem, 5 memory budget.
 `;
 
-async function info(): Promise<number> {
+async function info(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    out('Usage: peft-ts info\n\nShows the GPU adapter, its features, limits and subgroup-matrix configs.');
+    return EXIT.ok;
+  }
+  if (argv.length > 0) throw new UsageError(`peft-ts info: unexpected argument ${JSON.stringify(argv[0])}`);
   const gpu = await getDevice();
   try {
-    process.stdout.write(`${formatDeviceInfo(gpu.info)}\n`);
+    out(formatDeviceInfo(gpu.info));
   } finally {
     gpu.destroy();
   }
   return EXIT.ok;
 }
 
-async function demo(): Promise<number> {
-  process.stdout.write('peft-ts demo\n\n');
-  const gpu = await getDevice();
-  try {
-    process.stdout.write(`${formatDeviceInfo(gpu.info)}\n\n`);
-  } finally {
-    gpu.destroy();
-  }
-  process.stdout.write(
-    'The GPU device works. The QLoRA training demo (tiny model, example dataset, evaluation, merge,\n' +
-      'generation) is part of the trainer and CLI release and is not in this version yet.\n',
-  );
-  return EXIT.ok;
-}
-
-const commands: Record<string, { run: () => Promise<number>; help: string }> = {
-  info: { run: info, help: 'Usage: peft-ts info\n\nShows the GPU adapter peft-ts would use.\n' },
-  demo: { run: demo, help: 'Usage: peft-ts demo\n\nRuns the embedded end-to-end demo.\n' },
+const commands: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
+  demo: { run: demo, help: DEMO_HELP },
+  train: { run: train, help: TRAIN_HELP },
+  generate: { run: generateCommand, help: GENERATE_HELP },
+  merge: { run: merge, help: MERGE_HELP },
+  quantize: { run: quantize, help: QUANTIZE_HELP },
+  estimate: { run: estimate, help: ESTIMATE_HELP },
+  inspect: { run: inspect, help: INSPECT_HELP },
+  info: { run: info, help: '' },
 };
 
-async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
-    process.stdout.write(HELP);
+    if (name === 'help' && rest[0] && commands[rest[0]]) return commands[rest[0]]?.run(['--help']) ?? EXIT.ok;
+    out(HELP);
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
   if (name === '-v' || name === '--version') {
-    process.stdout.write('0.0.0\n');
+    out(VERSION);
     return EXIT.ok;
   }
   const command = commands[name];
-  if (!command) {
-    process.stderr.write(`peft-ts: unknown command "${name}"\n\n${HELP}`);
-    return EXIT.usage;
+  if (!command) throw new UsageError(`peft-ts: unknown command ${JSON.stringify(name)}\n\n${HELP}`);
+  return command.run(rest);
+}
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof UsageError) return EXIT.usage;
+  if (PeftError.isInstance(error)) {
+    if (error.code === 'DEVICE') return EXIT.device;
+    if (error.code === 'OUT_OF_MEMORY_BUDGET') return EXIT.memory;
+    return EXIT.input;
   }
-  if (rest.includes('-h') || rest.includes('--help')) {
-    process.stdout.write(command.help);
-    return EXIT.ok;
-  }
-  if (rest.length > 0) {
-    process.stderr.write(`peft-ts ${name}: unexpected argument "${rest[0]}"\n\n${command.help}`);
-    return EXIT.usage;
-  }
-  return command.run();
+  return EXIT.failure;
 }
 
 main(process.argv.slice(2)).then(
@@ -78,12 +89,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (PeftError.isInstance(error)) {
-      process.stderr.write(`peft-ts: ${error.message}\n`);
-      process.exitCode = error.code === 'DEVICE' ? EXIT.device : EXIT.input;
-    } else {
-      process.stderr.write(`peft-ts: unexpected failure\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = EXIT.failure;
-    }
+    const code = exitCodeFor(error);
+    if (code === EXIT.failure) process.stderr.write(`peft-ts: unexpected failure\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    else process.stderr.write(`${(error as Error).message.startsWith('peft-ts') ? '' : 'peft-ts: '}${(error as Error).message}\n`);
+    process.exitCode = code;
   },
 );

@@ -24,3 +24,9 @@ export {
   type FinetuneMethod,
   type OptimizerKind,
 } from './estimate/estimate.js';
+export { DenseLinear, type Linear } from './modules/linear.js';
+export { loadWeights, uploadWeight, transposeHost, type LinearLoadHook, type LinearLoadContext, type LoadProgress, type WeightLoadOptions, type WeightDType, type LoadedWeights } from './load/weights.js';
+export { loadModel, type LoadModelOptions } from './load/load-model.js';
+export { CausalLM, type ForwardOptions, type ModelParts } from './model/causal-lm.js';
+export { generate, greedy, type GenerateOptions, type GenerateResult, type FinishReason } from './generate/generate.js';
+export { processLogits, selectToken, seededRandom, argmax, validateSampling, type SamplingOptions } from './generate/sampling.js';

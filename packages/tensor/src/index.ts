@@ -36,4 +36,5 @@ export { broadcastShapes, normalizeAxis } from './ops/shape-utils.js';
 export * from './ops/matmul/index.js';
 export * from './ops/elementwise/index.js';
 export * from './ops/norm/index.js';
+export * from './ops/attention/index.js';
 export * from './ops/decode/index.js';

@@ -1,2 +1,10 @@
-// Public API of @peft-ts/trainer. Nothing is exported until the package's capability lands.
-export {};
+// Public API of @peft-ts/trainer.
+export { Trainer, type TrainerOptions } from './train/trainer.js';
+export type { BatchSource, TrainBatch, TrainOptimizer, TrainerCallbacks, StepLog, EvalLog, TrainSummary } from './train/types.js';
+export { learningRate, validateSchedule, warmupStepsOf, type ScheduleOptions, type ScheduleType } from './schedule/schedule.js';
+export { Progress, formatDuration, type ProgressOptions, type ProgressStream } from './observe/progress.js';
+export { lossCurveSvg, type CurvePoint } from './observe/loss-svg.js';
+export { resolveFinetuneConfig, DEFAULT_CONFIG, type FinetuneConfig, type Method, type OptimizerName } from './finetune/config.js';
+export { promptText, generateText, type PromptTemplate, type TextGenerateOptions } from './generation/text.js';
+export { runFinetune, modelLoadOptions, type FinetuneRun, type FinetuneOptions } from './finetune/run.js';
+export { createOptimizer, DEFAULT_PAGED_BUDGET, type OptimizerChoice } from './finetune/optimizer.js';

@@ -1,0 +1,75 @@
+// `peft-ts estimate`: GPU memory for full fine-tuning, LoRA and QLoRA of a model directory or a named size.
+import { existsSync } from 'node:fs';
+import { estimateMemory, loadModelConfig, namedConfig, NAMED_SIZES, type FinetuneMethod } from '@peft-ts/models';
+import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
+
+export const ESTIMATE_HELP = `Usage: peft-ts estimate <model-dir | size> [options]
+
+Prints the GPU memory a fine-tuning run needs: weights, gradients, optimizer state and
+activations, for full fine-tuning, LoRA and QLoRA side by side.
+
+  <size> is one of: ${Object.keys(NAMED_SIZES).join(', ')}
+
+Options:
+  --method <m>        full, lora, qlora or all (default all)
+  --r <n>             LoRA rank (default 16)
+  --targets <list>    all-linear or comma-separated module names (default all-linear)
+  --batch <n>         micro-batch size (default 1)
+  --seq-len <n>       tokens per sequence (default 512)
+  --optimizer <o>     adamw, adamw8bit, paged_adamw, paged_adamw8bit, sgd (default adamw)
+  --no-checkpointing  estimate without gradient checkpointing
+  --json              machine-readable output
+`;
+
+const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+
+export async function estimate(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('estimate', argv, {
+    method: { type: 'string' },
+    r: { type: 'string' },
+    targets: { type: 'string' },
+    batch: { type: 'string' },
+    'seq-len': { type: 'string' },
+    optimizer: { type: 'string' },
+    'no-checkpointing': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) {
+    out(ESTIMATE_HELP);
+    return 0;
+  }
+  const [target = ''] = requirePositionals('estimate', positionals, ['<model-dir | size>'], ESTIMATE_HELP);
+  const config = existsSync(target) ? await loadModelConfig(target) : namedConfig(target);
+  const which = choiceFlag('estimate', 'method', values.method, ['full', 'lora', 'qlora', 'all'] as const) ?? 'all';
+  const methods: FinetuneMethod[] = which === 'all' ? ['full', 'lora', 'qlora'] : [which];
+  const targets = typeof values.targets === 'string' && values.targets !== 'all-linear' ? values.targets.split(',').map((s) => s.trim()) : ('all-linear' as const);
+  const optimizer = choiceFlag('estimate', 'optimizer', values.optimizer, ['adamw', 'adamw8bit', 'paged_adamw', 'paged_adamw8bit', 'sgd'] as const) ?? ('adamw');
+  const rows = methods.map((method) =>
+    estimateMemory(config, {
+      method,
+      r: numberFlag('estimate', 'r', values.r, { integer: true, min: 1 }) ?? 16,
+      targets,
+      batch: numberFlag('estimate', 'batch', values.batch, { integer: true, min: 1 }) ?? 1,
+      seqLen: numberFlag('estimate', 'seq-len', values['seq-len'], { integer: true, min: 1 }) ?? 512,
+      checkpointing: values['no-checkpointing'] !== true,
+      optimizer,
+    }),
+  );
+  if (values.json) {
+    out(JSON.stringify({ model: target, config: { arch: config.arch, layers: config.numLayers, hidden: config.hiddenSize }, estimates: rows }, null, 2));
+    return 0;
+  }
+  const first = rows[0];
+  out(`${target}: ${config.className}, ${first?.params.total.toLocaleString('en-US')} parameters (${config.numLayers} layers, hidden ${config.hiddenSize})`);
+  out('');
+  const header = ['method', 'trainable', 'weights', 'gradients', 'optimizer', 'activations', 'total'];
+  const table = rows.map((e) => [e.method, e.params.trainable.toLocaleString('en-US'), gb(e.bytes.weights), gb(e.bytes.gradients), gb(e.bytes.optimizer), gb(e.bytes.activations), gb(e.bytes.total)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  out(fmt(header));
+  out(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of table) out(fmt(r));
+  out('');
+  for (const e of rows) for (const n of e.notes) out(`${e.method}: ${n}`);
+  return 0;
+}

@@ -1,0 +1,82 @@
+// `peft-ts generate`: text from a base model, a base model plus an adapter, or a merged model, streamed.
+import { Tokenizer } from '@peft-ts/data-alpaca';
+import { createRuntime } from '@peft-ts/tensor';
+import { loadModel } from '@peft-ts/models';
+import { LoraModel } from '@peft-ts/lora';
+import { generateText, modelLoadOptions, promptText } from '@peft-ts/trainer';
+import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
+
+
+export const GENERATE_HELP = `Usage: peft-ts generate <model-dir> --prompt <text> [options]
+
+Generates a continuation, streaming tokens to stdout as they come. <model-dir> is a base model,
+a merged model, or a base with --adapter.
+
+Options:
+  --prompt <text>            the instruction (required)
+  --input <text>             Alpaca "input" context for the instruction
+  --adapter <dir>            a PEFT LoRA adapter to apply
+  --template <t>             alpaca (default), chat, model (the tokenizer's chat template), raw
+  --qlora                    load the base weights in 4-bit NF4 (as in QLoRA training)
+  --max-new-tokens <n>       default 128
+  --temperature <t>          sample with this temperature (default: greedy)
+  --top-k <n>, --top-p <p>   sampling filters
+  --repetition-penalty <r>   > 1 discourages repeats
+  --seed <n>                 sampling seed (default 0)
+  --stop <text>              stop when the output contains this text (repeatable)
+`;
+
+export async function generateCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('generate', argv, {
+    prompt: { type: 'string' },
+    input: { type: 'string' },
+    adapter: { type: 'string' },
+    template: { type: 'string' },
+    qlora: { type: 'boolean' },
+    'max-new-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-k': { type: 'string' },
+    'top-p': { type: 'string' },
+    'repetition-penalty': { type: 'string' },
+    seed: { type: 'string' },
+    stop: { type: 'string', multiple: true },
+  });
+  if (values.help) {
+    out(GENERATE_HELP);
+    return 0;
+  }
+  const [dir = ''] = requirePositionals('generate', positionals, ['<model-dir>'], GENERATE_HELP);
+  if (typeof values.prompt !== 'string') throw new UsageError(`peft-ts generate: --prompt is required\n\n${GENERATE_HELP}`);
+  const template = choiceFlag('generate', 'template', values.template, ['alpaca', 'chat', 'model', 'raw'] as const) ?? ('alpaca');
+  const temperature = numberFlag('generate', 'temperature', values.temperature, { min: 0 });
+  const topK = numberFlag('generate', 'top-k', values['top-k'], { integer: true, min: 0 });
+  const topP = numberFlag('generate', 'top-p', values['top-p'], { min: 0 });
+  const repetitionPenalty = numberFlag('generate', 'repetition-penalty', values['repetition-penalty'], { min: 0 });
+  const maxNewTokens = numberFlag('generate', 'max-new-tokens', values['max-new-tokens'], { integer: true, min: 1 }) ?? 128;
+  const seed = numberFlag('generate', 'seed', values.seed, { integer: true, min: 0 }) ?? 0;
+  const tokenizer = await Tokenizer.fromDir(dir);
+  const rt = await createRuntime({ seed });
+  try {
+    const model = await loadModel(rt, dir, await modelLoadOptions(dir, values.qlora === true));
+    if (typeof values.adapter === 'string') await new LoraModel(model).loadAdapter(values.adapter);
+    const prompt = promptText(tokenizer, template, values.prompt, typeof values.input === 'string' ? values.input : '');
+    const sampling = temperature !== undefined && temperature > 0;
+    const r = await generateText(model, tokenizer, prompt, {
+      maxNewTokens,
+      seed,
+      doSample: sampling,
+      ...(sampling ? { temperature } : {}),
+      ...(topK !== undefined ? { topK } : {}),
+      ...(topP !== undefined ? { topP } : {}),
+      ...(repetitionPenalty !== undefined ? { repetitionPenalty } : {}),
+      ...(Array.isArray(values.stop) ? { stopStrings: values.stop } : {}),
+      onText: (t) => process.stdout.write(t),
+    });
+    process.stdout.write('\n');
+    process.stderr.write(`[${r.tokens.length} tokens, finished by ${r.finishReason}]\n`);
+    model.dispose();
+  } finally {
+    rt.destroy();
+  }
+  return 0;
+}

@@ -1,0 +1,171 @@
+// `peft-ts train`: LoRA or QLoRA fine-tuning from a config file (JSON or YAML) plus flags.
+import { readFile } from 'node:fs/promises';
+import { formatBytes, FormatError } from '@peft-ts/errors';
+import { createRuntime } from '@peft-ts/tensor';
+import { DEFAULT_CONFIG, resolveFinetuneConfig, runFinetune } from '@peft-ts/trainer';
+import { parse as parseYaml } from 'yaml';
+import { out, parse, UsageError } from '../args.js';
+
+export const TRAIN_HELP = `Usage: peft-ts train [--config file.(json|yaml)] [options]
+
+Fine-tunes a Hugging Face model directory on instruction data with LoRA or QLoRA and writes a
+PEFT adapter (adapter_config.json + adapter_model.safetensors) that PEFT and vLLM load as is.
+Flags override the config file; every key is checked before the GPU is touched.
+
+Data and model:
+  --model <dir>               Hugging Face model directory (config.json, safetensors, tokenizer.json)
+  --data <file>               Alpaca / Dolly / chat messages / ShareGPT, JSON or JSONL
+  --template <t>              auto (default), alpaca, chat, model (the tokenizer's chat template)
+  --train-on <what>           response (default) or all
+  --max-length <n>            truncate examples to n tokens (default ${DEFAULT_CONFIG.maxLength})
+  --pack                      pack several examples per row
+  --validation-split <f>      fraction held out for evaluation (default ${DEFAULT_CONFIG.validationSplit})
+Method:
+  --qlora | --lora            4-bit NF4 base (default) or the base in its stored dtype
+  --r <n>  --alpha <a>        LoRA rank and alpha (default ${DEFAULT_CONFIG.r} / ${DEFAULT_CONFIG.alpha})
+  --dropout <p>               LoRA dropout (default ${DEFAULT_CONFIG.dropout})
+  --targets <list>            all-linear (default) or comma-separated module names (q_proj,v_proj)
+Optimisation:
+  --lr <x>                    peak learning rate (default ${DEFAULT_CONFIG.lr})
+  --schedule <s>              constant, linear, cosine (default ${DEFAULT_CONFIG.schedule})
+  --warmup-ratio <f> | --warmup-steps <n>
+  --epochs <n> | --max-steps <n>
+  --batch-size <n>            micro-batch size (default ${DEFAULT_CONFIG.batchSize})
+  --grad-accum <n>            gradient accumulation steps (default ${DEFAULT_CONFIG.gradientAccumulation})
+  --max-grad-norm <x>         clipping (default ${DEFAULT_CONFIG.maxGradNorm}; 0 = off)
+  --optimizer <o>             adamw, adamw8bit, paged_adamw (default), paged_adamw8bit, sgd
+  --weight-decay <x>          decoupled weight decay (default 0)
+  --optimizer-budget-mb <n>   GPU memory for optimizer state; the rest is paged to host memory
+  --no-gradient-checkpointing
+Run:
+  --output <dir>              where adapters, checkpoints, metrics.jsonl and loss.svg go
+  --eval-every <n>            evaluate every n steps
+  --early-stopping <n>        stop after n evaluations without improvement
+  --save-every <n>            checkpoint every n steps (resumable)
+  --resume <dir|latest>       continue from a checkpoint
+  --seed <n>
+`;
+
+const FLAGS = {
+  config: { type: 'string' },
+  model: { type: 'string' },
+  data: { type: 'string' },
+  template: { type: 'string' },
+  'train-on': { type: 'string' },
+  'max-length': { type: 'string' },
+  pack: { type: 'boolean' },
+  'validation-split': { type: 'string' },
+  qlora: { type: 'boolean' },
+  lora: { type: 'boolean' },
+  r: { type: 'string' },
+  alpha: { type: 'string' },
+  dropout: { type: 'string' },
+  targets: { type: 'string' },
+  lr: { type: 'string' },
+  schedule: { type: 'string' },
+  'warmup-ratio': { type: 'string' },
+  'warmup-steps': { type: 'string' },
+  epochs: { type: 'string' },
+  'max-steps': { type: 'string' },
+  'batch-size': { type: 'string' },
+  'grad-accum': { type: 'string' },
+  'max-grad-norm': { type: 'string' },
+  optimizer: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  'optimizer-budget-mb': { type: 'string' },
+  'no-gradient-checkpointing': { type: 'boolean' },
+  output: { type: 'string' },
+  'eval-every': { type: 'string' },
+  'early-stopping': { type: 'string' },
+  'save-every': { type: 'string' },
+  resume: { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+/** Flag name -> config key, and whether its value is a number. */
+const MAP: Record<string, [string, 'num' | 'str' | 'bool']> = {
+  model: ['model', 'str'],
+  data: ['data', 'str'],
+  template: ['template', 'str'],
+  'train-on': ['trainOn', 'str'],
+  'max-length': ['maxLength', 'num'],
+  pack: ['pack', 'bool'],
+  'validation-split': ['validationSplit', 'num'],
+  r: ['r', 'num'],
+  alpha: ['alpha', 'num'],
+  dropout: ['dropout', 'num'],
+  lr: ['lr', 'num'],
+  schedule: ['schedule', 'str'],
+  'warmup-ratio': ['warmupRatio', 'num'],
+  'warmup-steps': ['warmupSteps', 'num'],
+  epochs: ['epochs', 'num'],
+  'max-steps': ['maxSteps', 'num'],
+  'batch-size': ['batchSize', 'num'],
+  'grad-accum': ['gradientAccumulation', 'num'],
+  'max-grad-norm': ['maxGradNorm', 'num'],
+  optimizer: ['optimizer', 'str'],
+  'weight-decay': ['weightDecay', 'num'],
+  'optimizer-budget-mb': ['optimizerBudgetMb', 'num'],
+  output: ['output', 'str'],
+  'eval-every': ['evalEvery', 'num'],
+  'early-stopping': ['earlyStoppingPatience', 'num'],
+  'save-every': ['saveEvery', 'num'],
+  resume: ['resume', 'str'],
+  seed: ['seed', 'num'],
+};
+
+export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new FormatError({ file: path, field: '(file)', expected: 'a readable config file', got: (cause as NodeJS.ErrnoException).code ?? String(cause), cause });
+  }
+  let value: unknown;
+  try {
+    value = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  } catch (cause) {
+    throw new FormatError({ file: path, field: '(syntax)', expected: /\.ya?ml$/i.test(path) ? 'valid YAML' : 'valid JSON', got: (cause as Error).message.split('\n')[0] ?? '', cause });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new FormatError({ file: path, field: '(root)', expected: 'a mapping of configuration keys', got: value });
+  return value as Record<string, unknown>;
+}
+
+export async function train(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('train', argv, FLAGS);
+  if (values.help) {
+    out(TRAIN_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`peft-ts train: unexpected argument ${JSON.stringify(positionals[0])} (use --model and --data)`);
+  if (values.qlora && values.lora) throw new UsageError('peft-ts train: --qlora and --lora exclude each other');
+  const source = typeof values.config === 'string' ? values.config : 'command line';
+  const raw: Record<string, unknown> = typeof values.config === 'string' ? await readConfigFile(values.config) : {};
+  for (const [flag, [key, kind]] of Object.entries(MAP)) {
+    const v = values[flag];
+    if (v === undefined) continue;
+    if (kind === 'num') {
+      const n = Number(v);
+      if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`peft-ts train: --${flag}: expected a number, got ${JSON.stringify(v)}`);
+      raw[key] = n;
+    } else raw[key] = v;
+  }
+  if (values.qlora) raw.method = 'qlora';
+  if (values.lora) raw.method = 'lora';
+  if (typeof values.targets === 'string') raw.targets = values.targets === 'all-linear' ? 'all-linear' : values.targets.split(',').map((s) => s.trim());
+  if (values['no-gradient-checkpointing']) raw.gradientCheckpointing = false;
+  const config = resolveFinetuneConfig(raw, source);
+  const rt = await createRuntime({ seed: config.seed });
+  try {
+    const run = await runFinetune(rt, config);
+    const s = run.summary;
+    out(`\ntrained ${s.steps} steps in ${s.seconds.toFixed(1)} s (${s.tokens.toLocaleString('en-US')} tokens, ${(s.tokens / Math.max(s.seconds, 1e-9)).toFixed(0)} tok/s)`);
+    out(`final loss ${s.finalLoss?.toFixed(4) ?? 'n/a'}${s.bestValLoss !== null ? `; best validation loss ${s.bestValLoss.toFixed(4)} at step ${s.bestStep}` : ''}${s.stoppedEarly ? ' (stopped early)' : ''}`);
+    out(`peak GPU memory ${formatBytes(s.peakGpuBytes)} (tensor accounting)`);
+    out(`adapter: ${s.adapterDir}; metrics: ${config.output}/metrics.jsonl; loss curve: ${config.output}/loss.svg`);
+    run.model.dispose();
+  } finally {
+    rt.destroy();
+  }
+  return 0;
+}

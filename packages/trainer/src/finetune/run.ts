@@ -1,0 +1,109 @@
+// One call from a FinetuneConfig to a trained adapter: tokenizer, data, model (NF4 for QLoRA),
+// LoRA injection, optimizer and the training loop, reporting as it goes.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BatchIterator, loadDataset, splitDataset, Tokenizer, tokenizeExamples, type Example, type TokenizedExample } from '@peft-ts/data-alpaca';
+import { type Runtime, type Tensor } from '@peft-ts/tensor';
+import { loadModel, type CausalLM, type LoadModelOptions } from '@peft-ts/models';
+import { LoraModel } from '@peft-ts/lora';
+import { bnb4bitLinearHook, nf4LinearHook } from '@peft-ts/nf4-quant/gpu';
+import { createOptimizer } from './optimizer.js';
+import { Trainer } from '../train/trainer.js';
+import type { BatchSource, TrainerCallbacks, TrainSummary } from '../train/types.js';
+import type { ProgressStream } from '../observe/progress.js';
+import type { FinetuneConfig } from './config.js';
+
+export interface FinetuneRun {
+  summary: TrainSummary;
+  model: CausalLM;
+  lora: LoraModel;
+  tokenizer: Tokenizer;
+  train: TokenizedExample[];
+  validation: TokenizedExample[];
+  /** The held-out records as loaded (same order as `validation`), e.g. for generation-based evaluation. */
+  validationExamples: Example[];
+}
+
+export interface FinetuneOptions {
+  /** Plain progress and log lines (default stderr). */
+  log?: (line: string) => void;
+  progress?: ProgressStream | false;
+  callbacks?: TrainerCallbacks;
+  /** Called after the model and adapter exist, before training (e.g. for an evaluation before). */
+  beforeTrain?: (ctx: { model: CausalLM; lora: LoraModel; tokenizer: Tokenizer; validation: TokenizedExample[]; validationExamples: Example[] }) => Promise<void>;
+}
+
+/** How a model directory is loaded: a bitsandbytes checkpoint stays 4-bit; QLoRA quantizes a 16-bit one on load. */
+export async function modelLoadOptions(dir: string, qlora: boolean, quant: { type?: 'nf4' | 'fp4'; blocksize?: number; doubleQuant?: boolean } = {}): Promise<LoadModelOptions> {
+  const configPath = join(dir, 'config.json');
+  const raw = existsSync(configPath) ? (JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>) : {};
+  if (raw.quantization_config !== undefined) return { linearHook: bnb4bitLinearHook() };
+  if (qlora) return { linearHook: nf4LinearHook({ type: quant.type ?? 'nf4', blocksize: quant.blocksize ?? 64, doubleQuant: quant.doubleQuant ?? true }) };
+  return {};
+}
+
+function source(it: BatchIterator): BatchSource {
+  return { numBatches: (e) => it.numBatches(e), batchAt: (e, i) => it.batchAt(e, i) };
+}
+
+export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: FinetuneOptions = {}): Promise<FinetuneRun> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  rt.manualSeed(config.seed);
+  const tokenizer = await Tokenizer.fromDir(config.model);
+  const ds = await loadDataset(config.data, { onWarning: (w) => log(`data: ${w.message}`) });
+  const template = config.template === 'auto' ? undefined : config.template;
+  const { examples } = tokenizeExamples(ds.examples, tokenizer, {
+    ...(template ? { template } : {}),
+    trainOn: config.trainOn,
+    maxLength: config.maxLength,
+    onWarning: (w) => log(`data: ${w.message}`),
+  });
+  // Split indices, so the tokenized examples and the records they came from stay paired.
+  const indices = examples.map((_, i) => i);
+  const parts = config.validationSplit > 0 ? splitDataset(indices, { fraction: config.validationSplit, seed: config.seed }) : { train: indices, validation: [] };
+  const pick = <T>(items: readonly T[], at: readonly number[]): T[] => at.map((i) => items[i]).filter((x): x is T => x !== undefined);
+  const split = { train: pick(examples, parts.train), validation: pick(examples, parts.validation) };
+  const validationExamples = pick(ds.examples, parts.validation);
+  log(`data: ${ds.examples.length} examples from ${config.data} (${ds.format}): ${split.train.length} train, ${split.validation.length} validation`);
+
+  const loadOptions = await modelLoadOptions(config.model, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant });
+  const model = await loadModel(rt, config.model, loadOptions);
+  const lora = LoraModel.inject(model, { r: config.r, lora_alpha: config.alpha, lora_dropout: config.dropout, target_modules: config.targets, base_model_name_or_path: config.model }, 'default', { seed: config.seed });
+  log(`model: ${model.config.className} ${config.method === 'qlora' ? `(${config.quantType.toUpperCase()} base${config.doubleQuant ? ', double quant' : ''})` : ''}; ${lora.trainableParametersSummary().line}`);
+
+  const trainIt = new BatchIterator(split.train, { batchSize: config.batchSize, padId: tokenizer.padId, seed: config.seed, maxLength: config.maxLength, pack: config.pack });
+  const valIt = split.validation.length > 0 ? new BatchIterator(split.validation, { batchSize: config.batchSize, padId: tokenizer.padId, seed: config.seed, shuffle: false, maxLength: config.maxLength }) : null;
+  await options.beforeTrain?.({ model, lora, tokenizer, validation: split.validation, validationExamples });
+  const trainer = new Trainer({
+    model,
+    lora,
+    train: source(trainIt),
+    ...(valIt ? { validation: source(valIt) } : {}),
+    createOptimizer: (params: Map<string, Tensor>) =>
+      createOptimizer(rt, [...params.values()], {
+        name: config.optimizer,
+        lr: config.lr,
+        weightDecay: config.weightDecay,
+        ...(config.optimizerBudgetMb !== null ? { budgetBytes: config.optimizerBudgetMb * 2 ** 20 } : {}),
+      }),
+    outputDir: config.output,
+    lr: config.lr,
+    schedule: config.schedule,
+    ...(config.warmupSteps > 0 ? { warmupSteps: config.warmupSteps } : { warmupRatio: config.warmupRatio }),
+    epochs: config.epochs,
+    ...(config.maxSteps !== null ? { maxSteps: config.maxSteps } : {}),
+    gradientAccumulation: config.gradientAccumulation,
+    maxGradNorm: config.maxGradNorm,
+    ...(config.evalEvery !== null && valIt ? { evalEvery: config.evalEvery } : {}),
+    ...(config.earlyStoppingPatience !== null ? { earlyStoppingPatience: config.earlyStoppingPatience } : {}),
+    ...(config.saveEvery !== null ? { saveEvery: config.saveEvery } : {}),
+    ...(config.resume !== null ? { resumeFrom: config.resume } : {}),
+    gradientCheckpointing: config.gradientCheckpointing,
+    ...(options.callbacks ? { callbacks: options.callbacks } : {}),
+    ...(options.progress !== undefined ? { progress: options.progress } : {}),
+  });
+  log(`train: ${trainer.steps} optimizer steps (batch ${config.batchSize} x accumulation ${config.gradientAccumulation}), ${config.optimizer}, lr ${config.lr} ${config.schedule}`);
+  const summary = await trainer.train();
+  return { summary, model, lora, tokenizer, train: split.train, validation: split.validation, validationExamples };
+}

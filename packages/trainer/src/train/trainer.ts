@@ -1,0 +1,369 @@
+// The LoRA/QLoRA training loop, built only from the other packages' public APIs: gradient
+// accumulation, schedules, clipping, evaluation with early stopping, atomic checkpoints that
+// resume bit-exactly, metrics as JSONL, an SVG loss curve and a progress bar.
+import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PeftError } from '@peft-ts/errors';
+import { writeDirAtomically } from '@peft-ts/safetensors';
+import { add, backward, causalLmLoss, fromArray, noGrad, tidy, type Tensor } from '@peft-ts/tensor';
+import type { CausalLM } from '@peft-ts/models';
+import type { LoraModel } from '@peft-ts/lora';
+import { learningRate, validateSchedule, type ScheduleOptions, type ScheduleType } from '../schedule/schedule.js';
+import { lossCurveSvg, type CurvePoint } from '../observe/loss-svg.js';
+import { Progress, type ProgressStream } from '../observe/progress.js';
+import type { BatchSource, EvalLog, StepLog, TrainBatch, TrainerCallbacks, TrainOptimizer, TrainSummary } from './types.js';
+
+export interface TrainerOptions {
+  model: CausalLM;
+  lora: LoraModel;
+  train: BatchSource;
+  validation?: BatchSource;
+  /** Builds the optimizer over the trainable parameters (called after a resume has loaded them). */
+  createOptimizer: (params: Map<string, Tensor>) => TrainOptimizer;
+  outputDir: string;
+  lr: number;
+  schedule?: ScheduleType;
+  warmupSteps?: number;
+  warmupRatio?: number;
+  epochs?: number;
+  /** Stop after this many optimizer steps (overrides epochs for the schedule's length). */
+  maxSteps?: number;
+  gradientAccumulation?: number;
+  /** Global-norm clipping (transformers' default 1.0); 0 turns it off. */
+  maxGradNorm?: number;
+  evalEvery?: number;
+  /** Stop after this many evaluations without a better validation loss. */
+  earlyStoppingPatience?: number;
+  earlyStoppingThreshold?: number;
+  saveEvery?: number;
+  /** Checkpoints kept on disk (oldest removed first; default 2). */
+  keepCheckpoints?: number;
+  /** Resume from this checkpoint directory, or 'latest' for the newest under outputDir. */
+  resumeFrom?: string;
+  gradientCheckpointing?: boolean;
+  callbacks?: TrainerCallbacks;
+  progress?: ProgressStream | false;
+  /** Log a plain line every N steps when not on a TTY (default: about 20 lines per run). */
+  logEvery?: number;
+}
+
+interface Cursor {
+  epoch: number;
+  index: number;
+}
+
+interface TrainerState {
+  version: 1;
+  step: number;
+  cursor: Cursor;
+  rng: { seed: number; offset: number };
+  bestValLoss: number | null;
+  bestStep: number | null;
+  evalsWithoutImprovement: number;
+  tokens: number;
+  trainedTokens: number;
+  seconds: number;
+  trainCurve: CurvePoint[];
+  valCurve: CurvePoint[];
+}
+
+const STATE_FILE = 'trainer_state.json';
+
+function fail(field: string, expected: string, got: unknown): never {
+  throw new PeftError('BAD_OPTION', `trainer: ${field}: expected ${expected}, got ${String(got)}`);
+}
+
+/** Counted label tokens after the causal shift: labels[b, t] != -100 for t >= 1. */
+function countedTokens(batch: TrainBatch): number {
+  let n = 0;
+  for (let b = 0; b < batch.batchSize; b++) for (let t = 1; t < batch.seqLen; t++) if (batch.labels[b * batch.seqLen + t] !== -100) n += 1;
+  return n;
+}
+
+/** Running sum of scalar losses on the GPU (no graph; the inputs are released). */
+function accumulate(sum: Tensor | null, value: Tensor): Tensor {
+  if (!sum) return value;
+  const next = noGrad(() => add(sum, value));
+  sum.dispose();
+  value.dispose();
+  return next;
+}
+
+function realTokens(batch: TrainBatch): number {
+  let n = 0;
+  for (const m of batch.attentionMask) if (m !== 0) n += 1;
+  return n;
+}
+
+export class Trainer {
+  private readonly o: TrainerOptions;
+  private readonly accumulation: number;
+  private readonly schedule: ScheduleOptions;
+  private readonly totalSteps: number;
+
+  constructor(options: TrainerOptions) {
+    this.o = options;
+    this.accumulation = options.gradientAccumulation ?? 1;
+    if (!(Number.isInteger(this.accumulation) && this.accumulation >= 1)) fail('gradientAccumulation', 'an integer >= 1', options.gradientAccumulation);
+    if (options.epochs !== undefined && !(options.epochs > 0)) fail('epochs', 'a number > 0', options.epochs);
+    if (options.maxSteps !== undefined && !(Number.isInteger(options.maxSteps) && options.maxSteps > 0)) fail('maxSteps', 'a positive integer', options.maxSteps);
+    for (const key of ['evalEvery', 'saveEvery', 'earlyStoppingPatience'] as const) {
+      const v = options[key];
+      if (v !== undefined && !(Number.isInteger(v) && v > 0)) fail(key, 'a positive integer', v);
+    }
+    if (options.earlyStoppingPatience && !options.validation) fail('earlyStoppingPatience', 'a validation set to evaluate on', 'none');
+    this.totalSteps = this.countSteps();
+    this.schedule = {
+      type: options.schedule ?? 'linear',
+      lr: options.lr,
+      totalSteps: this.totalSteps,
+      ...(options.warmupSteps !== undefined ? { warmupSteps: options.warmupSteps } : {}),
+      ...(options.warmupRatio !== undefined ? { warmupRatio: options.warmupRatio } : {}),
+    };
+    validateSchedule(this.schedule);
+  }
+
+  private countSteps(): number {
+    if (this.o.maxSteps !== undefined) return this.o.maxSteps;
+    const epochs = this.o.epochs ?? 1;
+    let batches = 0;
+    for (let e = 0; e < Math.ceil(epochs); e++) {
+      const n = this.o.train.numBatches(e);
+      batches += e + 1 > epochs ? Math.floor(n * (epochs - e)) : n;
+    }
+    if (batches === 0) fail('train', 'at least one batch', 0);
+    return Math.max(1, Math.floor(batches / this.accumulation));
+  }
+
+  get steps(): number {
+    return this.totalSteps;
+  }
+
+  private advance(c: Cursor): Cursor {
+    const next = { epoch: c.epoch, index: c.index + 1 };
+    if (next.index >= this.o.train.numBatches(next.epoch)) return { epoch: next.epoch + 1, index: 0 };
+    return next;
+  }
+
+  private async latestCheckpoint(): Promise<string | null> {
+    const entries = await readdir(this.o.outputDir).catch(() => [] as string[]);
+    const steps = entries.map((e) => /^checkpoint-(\d+)$/.exec(e)?.[1]).filter((s): s is string => s !== undefined).map(Number);
+    if (steps.length === 0) return null;
+    return join(this.o.outputDir, `checkpoint-${Math.max(...steps)}`);
+  }
+
+  private forwardLoss(batch: TrainBatch, numItems: number): Tensor {
+    const rt = this.o.model.rt;
+    const shape = [batch.batchSize, batch.seqLen];
+    const ids = fromArray(rt, batch.inputIds, shape, 'i32');
+    const mask = fromArray(rt, batch.attentionMask, shape, 'i32');
+    const labels = fromArray(rt, batch.labels, shape, 'i32');
+    const positions = batch.positionIds ? fromArray(rt, batch.positionIds, shape, 'i32') : undefined;
+    // Rows holding more than one example (sequence ids above 1) need attention kept inside each.
+    const packed = batch.sequenceIds?.some((s) => s > 1) ?? false;
+    const segments = packed && batch.sequenceIds ? fromArray(rt, batch.sequenceIds, shape, 'i32') : undefined;
+    const logits = this.o.model.forward(ids, { attentionMask: mask, ...(positions ? { positionIds: positions } : {}), ...(segments ? { segmentIds: segments } : {}) });
+    return causalLmLoss(logits, labels, { numItemsInBatch: Math.max(1, numItems) });
+  }
+
+  /** Mean validation loss over all counted tokens. */
+  async evaluate(): Promise<number> {
+    const v = this.o.validation;
+    if (!v) throw new PeftError('NO_VALIDATION', 'trainer.evaluate: no validation set');
+    const batches: TrainBatch[] = [];
+    for (let i = 0; i < v.numBatches(0); i++) batches.push(v.batchAt(0, i));
+    const total = batches.reduce((s, b) => s + countedTokens(b), 0);
+    this.o.lora.train(false);
+    try {
+      const sum = noGrad(() => {
+        let acc: Tensor | null = null;
+        for (const b of batches) {
+          const l = tidy(() => this.forwardLoss(b, total));
+          acc = accumulate(acc, l);
+        }
+        return acc;
+      });
+      const value = sum ? await sum.item() : NaN;
+      sum?.dispose();
+      return value;
+    } finally {
+      this.o.lora.train(true);
+    }
+  }
+
+  private async saveCheckpoint(state: TrainerState, optimizer: TrainOptimizer): Promise<string> {
+    const dir = join(this.o.outputDir, `checkpoint-${state.step}`);
+    await writeDirAtomically(dir, true, async (tmp) => {
+      await this.o.lora.saveAdapter(tmp);
+      await optimizer.saveState(join(tmp, 'optimizer'));
+      await writeFile(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    });
+    const keep = this.o.keepCheckpoints ?? 2;
+    const entries = await readdir(this.o.outputDir);
+    const old = entries
+      .map((e) => ({ e, s: Number(/^checkpoint-(\d+)$/.exec(e)?.[1] ?? NaN) }))
+      .filter((x) => Number.isFinite(x.s))
+      .sort((a, b) => b.s - a.s)
+      .slice(keep);
+    for (const { e } of old) await rm(join(this.o.outputDir, e), { recursive: true, force: true });
+    await this.o.callbacks?.onSave?.(dir, state.step);
+    return dir;
+  }
+
+  private async writeAtomic(path: string, text: string): Promise<void> {
+    const tmp = `${path}.${process.pid}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, path);
+  }
+
+  private async writeCurve(state: TrainerState): Promise<void> {
+    await this.writeAtomic(join(this.o.outputDir, 'loss.svg'), lossCurveSvg({ train: state.trainCurve, validation: state.valCurve }, 'training loss'));
+  }
+
+  async train(): Promise<TrainSummary> {
+    const o = this.o;
+    const rt = o.model.rt;
+    await mkdir(o.outputDir, { recursive: true });
+    if (o.gradientCheckpointing) o.model.setGradientCheckpointing(true);
+    let state: TrainerState = {
+      version: 1,
+      step: 0,
+      cursor: { epoch: 0, index: 0 },
+      rng: { seed: rt.rngSeed, offset: rt.rngOffset },
+      bestValLoss: null,
+      bestStep: null,
+      evalsWithoutImprovement: 0,
+      tokens: 0,
+      trainedTokens: 0,
+      seconds: 0,
+      trainCurve: [],
+      valCurve: [],
+    };
+    const resumeDir = o.resumeFrom === 'latest' ? await this.latestCheckpoint() : (o.resumeFrom ?? null);
+    if (o.resumeFrom && o.resumeFrom !== 'latest' && !resumeDir) fail('resumeFrom', 'a checkpoint directory', o.resumeFrom);
+    if (resumeDir) {
+      state = JSON.parse(await readFile(join(resumeDir, STATE_FILE), 'utf8')) as TrainerState;
+      await o.lora.loadAdapter(resumeDir, o.lora.activeAdapter ?? 'default');
+      rt.rngSeed = state.rng.seed;
+      rt.rngOffset = state.rng.offset;
+    }
+    const metricsPath = join(o.outputDir, 'metrics.jsonl');
+    // A fresh run starts a new log; a resumed one drops lines written after its checkpoint.
+    const previous = resumeDir ? await readFile(metricsPath, 'utf8').catch(() => '') : '';
+    const kept = previous
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .filter((l) => {
+        try {
+          return (JSON.parse(l) as { step: number }).step <= state.step;
+        } catch {
+          return false;
+        }
+      });
+    await this.writeAtomic(metricsPath, kept.map((l) => `${l}\n`).join(''));
+
+    o.lora.train(true);
+    const optimizer = o.createOptimizer(o.lora.trainableParameters());
+    if (resumeDir) await optimizer.loadState(join(resumeDir, 'optimizer'));
+    const progress = o.progress === false ? null : new Progress({ total: this.totalSteps, label: 'train', stream: o.progress ?? process.stderr, rateUnit: 'tok/s', ...(o.logEvery ? { every: o.logEvery } : {}) });
+    const started = performance.now();
+    const baseSeconds = state.seconds;
+    const baseTokens = state.tokens;
+    let stoppedEarly = false;
+    let lastLoss: number | null = state.trainCurve.at(-1)?.value ?? null;
+    rt.resetPeak();
+    try {
+      while (state.step < this.totalSteps) {
+        const batches: TrainBatch[] = [];
+        for (let k = 0; k < this.accumulation; k++) {
+          batches.push(o.train.batchAt(state.cursor.epoch, state.cursor.index));
+          state.cursor = this.advance(state.cursor);
+        }
+        const numItems = batches.reduce((s, b) => s + countedTokens(b), 0);
+        let lossSum: Tensor | null = null;
+        for (const b of batches) {
+          const l = tidy(() => {
+            const loss = this.forwardLoss(b, numItems);
+            backward(loss);
+            return loss;
+          });
+          lossSum = accumulate(lossSum, l);
+          state.tokens += realTokens(b);
+        }
+        state.trainedTokens += numItems;
+        const norm = o.maxGradNorm === 0 ? null : optimizer.clipGradNorm(o.maxGradNorm ?? 1);
+        const lr = learningRate(this.schedule, state.step);
+        await optimizer.step(lr);
+        optimizer.zeroGrad();
+        const loss = lossSum ? await lossSum.item() : NaN;
+        lossSum?.dispose();
+        const gradNorm = norm ? await norm.item() : null;
+        norm?.dispose();
+        state.step += 1;
+        lastLoss = loss;
+        state.seconds = baseSeconds + (performance.now() - started) / 1000;
+        state.rng = { seed: rt.rngSeed, offset: rt.rngOffset };
+        state.trainCurve.push({ step: state.step, value: loss });
+        const log: StepLog = {
+          step: state.step,
+          epoch: state.cursor.epoch + state.cursor.index / Math.max(1, o.train.numBatches(state.cursor.epoch)),
+          loss,
+          lr,
+          gradNorm,
+          tokens: state.tokens,
+          tokensPerSecond: (state.tokens - baseTokens) / Math.max(1e-9, (performance.now() - started) / 1000),
+          elapsedSeconds: state.seconds,
+        };
+        await appendFile(metricsPath, `${JSON.stringify({ type: 'train', ...log })}\n`);
+        progress?.update(state.step, { loss: loss.toFixed(4), lr: lr.toExponential(2) }, state.tokens - baseTokens);
+        if ((await o.callbacks?.onStepEnd?.(log)) === 'stop') stoppedEarly = true;
+
+        const last = state.step >= this.totalSteps;
+        if (o.validation && o.evalEvery && (state.step % o.evalEvery === 0 || last)) {
+          const valLoss = await this.evaluate();
+          const improved = state.bestValLoss === null || valLoss < state.bestValLoss - (o.earlyStoppingThreshold ?? 0);
+          if (improved) {
+            state.bestValLoss = valLoss;
+            state.bestStep = state.step;
+            state.evalsWithoutImprovement = 0;
+            await writeDirAtomically(join(o.outputDir, 'best-adapter'), true, (tmp) => o.lora.saveAdapter(tmp));
+          } else state.evalsWithoutImprovement += 1;
+          state.valCurve.push({ step: state.step, value: valLoss });
+          const evalLog: EvalLog = { step: state.step, valLoss, perplexity: Math.exp(valLoss), best: improved };
+          await appendFile(metricsPath, `${JSON.stringify({ type: 'eval', ...evalLog })}\n`);
+          progress?.log(`step ${state.step}: validation loss ${valLoss.toFixed(4)} (perplexity ${evalLog.perplexity.toFixed(2)})${improved ? ', best so far' : ''}`);
+          await this.writeCurve(state);
+          if ((await o.callbacks?.onEvaluate?.(evalLog)) === 'stop') stoppedEarly = true;
+          if (o.earlyStoppingPatience && state.evalsWithoutImprovement >= o.earlyStoppingPatience) {
+            progress?.log(`early stopping: no better validation loss in ${o.earlyStoppingPatience} evaluations (best ${state.bestValLoss?.toFixed(4)} at step ${state.bestStep})`);
+            stoppedEarly = true;
+          }
+        }
+        if (o.saveEvery && (state.step % o.saveEvery === 0 || stoppedEarly || last)) await this.saveCheckpoint(state, optimizer);
+        if (stoppedEarly) break;
+      }
+    } finally {
+      progress?.finish();
+    }
+    const adapterDir = join(o.outputDir, 'adapter');
+    await writeDirAtomically(adapterDir, true, (tmp) => o.lora.saveAdapter(tmp));
+    await this.writeCurve(state);
+    optimizer.dispose();
+    const summary: TrainSummary = {
+      steps: state.step,
+      epochsCompleted: state.cursor.epoch,
+      seconds: state.seconds,
+      tokens: state.tokens,
+      trainedTokens: state.trainedTokens,
+      finalLoss: lastLoss,
+      bestValLoss: state.bestValLoss,
+      bestStep: state.bestStep,
+      stoppedEarly,
+      peakGpuBytes: rt.memoryStats().peakBytes,
+      adapterDir,
+    };
+    await this.writeAtomic(join(o.outputDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    await o.callbacks?.onTrainEnd?.(summary);
+    return summary;
+  }
+}
