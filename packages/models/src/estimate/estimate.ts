@@ -115,7 +115,7 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
     gradients = params.total * DTYPE_BYTES[wdt];
     const perParam = wdt === 'f32' ? optimizerBytesPerParam(optimizer) : optimizerBytesPerParam(optimizer) + 4;
     optimizerBytes = params.total * perParam;
-    notes.push(`full: ${params.total.toLocaleString('en-US')} params x ${DTYPE_BYTES[wdt]} B weights + ${DTYPE_BYTES[wdt]} B grads + ${perParam} B optimizer (${optimizer}${wdt === 'f32' ? '' : ', with an fp32 master copy'})`);
+    notes.push(`${params.total.toLocaleString('en-US')} params x ${DTYPE_BYTES[wdt]} B weights + ${DTYPE_BYTES[wdt]} B grads + ${perParam} B optimizer (${optimizer}${wdt === 'f32' ? '' : ', with an fp32 master copy'})`);
   } else {
     const targets = selectTargets(config, options.targets);
     trainable = targets.reduce((s, l) => s + r * (l.inFeatures + l.outFeatures), 0);
