@@ -23,36 +23,48 @@ Runs the whole job on a built-in default, in a few minutes even without a GPU:
 
 Options:
   --dir <dir>    where the model, run and merged model go (default ./peft-ts-demo)
-  --steps <n>    optimizer steps (default 150)
+  --steps <n>    optimizer steps (default 200)
   --fresh        delete the run and merged model from a previous demo first
 `;
 
 interface Score {
+  /** Held-out review-sentiment examples whose answer is the right label. */
+  sentimentRight: number;
+  sentimentTotal: number;
+  /** All held-out examples answered exactly. */
   exact: number;
   total: number;
   samples: { prompt: string; expected: string; got: string }[];
 }
 
-/** Greedy answers to held-out instructions, scored by exact match of the whole response. */
+const LABELS = ['positive', 'negative', 'neutral'];
+
+/** Greedy answers to held-out instructions: label accuracy on the sentiment task, exact match on all. */
 async function score(model: CausalLM, tokenizer: Tokenizer, examples: readonly Example[]): Promise<Score> {
-  let exact = 0;
-  const samples: Score['samples'] = [];
+  const s: Score = { sentimentRight: 0, sentimentTotal: 0, exact: 0, total: 0, samples: [] };
   for (const e of examples) {
     if (e.kind !== 'instruction') continue;
-    const r = await generateText(model, tokenizer, promptText(tokenizer, 'alpaca', e.instruction, e.input), { maxNewTokens: 24 });
+    const r = await generateText(model, tokenizer, promptText(tokenizer, 'alpaca', e.instruction, e.input), { maxNewTokens: 16 });
     const got = r.text.trim();
-    if (got === e.output.trim()) exact += 1;
-    if (samples.length < 4) samples.push({ prompt: e.input ? `${e.instruction} | ${e.input}` : e.instruction, expected: e.output, got });
+    const expected = e.output.trim();
+    s.total += 1;
+    if (got === expected) s.exact += 1;
+    if (LABELS.includes(expected)) {
+      s.sentimentTotal += 1;
+      if (got.split(/\s+/)[0]?.toLowerCase() === expected) s.sentimentRight += 1;
+      if (s.samples.length < 3) s.samples.push({ prompt: e.input, expected, got });
+    }
   }
-  return { exact, total: examples.length, samples };
+  return s;
 }
 
+const pct = (a: number, b: number) => `${((100 * a) / Math.max(1, b)).toFixed(0)}%`;
+
 function showScore(title: string, s: Score): void {
-  out(`\n${title}: ${s.exact}/${s.total} held-out answers exactly right (${((100 * s.exact) / Math.max(1, s.total)).toFixed(0)}%)`);
+  out(`${title}: sentiment labels right on ${s.sentimentRight}/${s.sentimentTotal} held-out reviews (${pct(s.sentimentRight, s.sentimentTotal)}; chance is about 33%), ${s.exact}/${s.total} held-out answers exact overall`);
   for (const x of s.samples) {
-    out(`  prompt:   ${x.prompt.length > 90 ? `${x.prompt.slice(0, 87)}...` : x.prompt}`);
-    out(`  expected: ${x.expected}`);
-    out(`  got:      ${x.got === '' ? '(nothing)' : x.got.replace(/\n/g, ' ')}`);
+    out(`     review:   ${x.prompt.length > 80 ? `${x.prompt.slice(0, 77)}...` : x.prompt}`);
+    out(`     expected: ${x.expected}   got: ${x.got === '' ? '(nothing)' : x.got.replace(/\n/g, ' ').slice(0, 60)}`);
   }
 }
 
@@ -63,7 +75,7 @@ export async function demo(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`peft-ts demo: unexpected argument ${JSON.stringify(positionals[0])}\n\n${DEMO_HELP}`);
-  const steps = numberFlag('demo', 'steps', values.steps, { integer: true, min: 1 }) ?? 150;
+  const steps = numberFlag('demo', 'steps', values.steps, { integer: true, min: 1 }) ?? 200;
   const root = resolve(typeof values.dir === 'string' ? values.dir : 'peft-ts-demo');
   const started = performance.now();
   const modelDir = join(root, 'model');
@@ -89,15 +101,18 @@ export async function demo(argv: string[]): Promise<number> {
         r: 16,
         alpha: 32,
         dropout: 0,
-        targets: 'all-linear',
-        lr: 4e-3,
+        // Every linear layer including the output head, and the embedding trained in full
+        // (PEFT's modules_to_save): a randomly initialised base has no useful features to adapt.
+        targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'],
+        modulesToSave: ['embed_tokens'],
+        lr: 6e-3,
         schedule: 'cosine',
         warmupRatio: 0.05,
         maxSteps: steps,
         batchSize: 8,
         gradientAccumulation: 1,
         maxLength: 128,
-        validationSplit: 0.1,
+        validationSplit: 0.15,
         evalEvery: Math.max(10, Math.round(steps / 5)),
         saveEvery: Math.max(10, Math.round(steps / 3)),
         optimizer: 'paged_adamw',
@@ -108,13 +123,12 @@ export async function demo(argv: string[]): Promise<number> {
       'demo',
     );
     let before: Score | null = null;
-    out(`2. QLoRA: NF4 base with double quantization, LoRA r=${config.r} on every linear layer, ${steps} steps`);
+    out(`2. QLoRA: NF4 base with double quantization, LoRA r=${config.r} on every linear layer and the output head, embeddings trained in full, ${steps} steps`);
     const run = await runFinetune(rt, config, {
       log: (line) => out(`   ${line}`),
       beforeTrain: async ({ model, tokenizer, validationExamples }) => {
         before = await score(model, tokenizer, validationExamples);
         showScore('   before training', before);
-        out('');
       },
     });
     const s = run.summary;
@@ -135,8 +149,12 @@ export async function demo(argv: string[]): Promise<number> {
       process.stdout.write('\n');
     }
     merged.dispose();
-    const learned = before === null ? after.exact > 0 : after.exact > (before as Score).exact;
-    out(`\ndone in ${((performance.now() - started) / 1000).toFixed(0)} s: ${learned ? 'the task was learned' : 'no gain on held-out examples'} (exact answers ${before === null ? '?' : (before as Score).exact} -> ${after.exact} of ${after.total}).`);
+    const b = before as Score | null;
+    const gain = b ? after.sentimentRight - b.sentimentRight : after.sentimentRight;
+    out(
+      `\ndone in ${((performance.now() - started) / 1000).toFixed(0)} s: held-out sentiment accuracy ${b ? pct(b.sentimentRight, b.sentimentTotal) : '?'} -> ${pct(after.sentimentRight, after.sentimentTotal)}` +
+        `${gain > 0 ? ': the task was learned' : ': no gain on held-out examples (try more --steps)'}.`,
+    );
     out(`files: ${runDir} (adapter/, checkpoints, metrics.jsonl, loss.svg), ${mergedDir}`);
   } finally {
     rt.destroy();

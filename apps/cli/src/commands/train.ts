@@ -25,6 +25,7 @@ Method:
   --r <n>  --alpha <a>        LoRA rank and alpha (default ${DEFAULT_CONFIG.r} / ${DEFAULT_CONFIG.alpha})
   --dropout <p>               LoRA dropout (default ${DEFAULT_CONFIG.dropout})
   --targets <list>            all-linear (default) or comma-separated module names (q_proj,v_proj)
+  --modules-to-save <list>    modules trained in full and saved with the adapter (embed_tokens)
 Optimisation:
   --lr <x>                    peak learning rate (default ${DEFAULT_CONFIG.lr})
   --schedule <s>              constant, linear, cosine (default ${DEFAULT_CONFIG.schedule})
@@ -61,6 +62,7 @@ const FLAGS = {
   alpha: { type: 'string' },
   dropout: { type: 'string' },
   targets: { type: 'string' },
+  'modules-to-save': { type: 'string' },
   lr: { type: 'string' },
   schedule: { type: 'string' },
   'warmup-ratio': { type: 'string' },
@@ -152,6 +154,7 @@ export async function train(argv: string[]): Promise<number> {
   }
   if (values.qlora) raw.method = 'qlora';
   if (values.lora) raw.method = 'lora';
+  if (typeof values['modules-to-save'] === 'string') raw.modulesToSave = values['modules-to-save'].split(',').map((s) => s.trim());
   if (typeof values.targets === 'string') raw.targets = values.targets === 'all-linear' ? 'all-linear' : values.targets.split(',').map((s) => s.trim());
   if (values['no-gradient-checkpointing']) raw.gradientCheckpointing = false;
   const config = resolveFinetuneConfig(raw, source);

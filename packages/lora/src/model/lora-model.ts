@@ -274,7 +274,8 @@ export class LoraModel {
       if (bias.bias?.requiresGrad) out.set(`${PREFIX}${name}.bias`, bias.bias);
     }
     for (const [t, copy] of state.saved) out.set(`${PREFIX}${t}`, copy);
-    return out;
+    // One order however the adapter came to be (injected or loaded), so optimizer state lines up.
+    return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   /** PEFT's print_trainable_parameters line. */

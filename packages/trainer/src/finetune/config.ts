@@ -18,6 +18,8 @@ export interface FinetuneConfig {
   alpha: number;
   dropout: number;
   targets: 'all-linear' | string[];
+  /** PEFT modules_to_save: modules trained in full and saved with the adapter (e.g. embed_tokens). */
+  modulesToSave: string[] | null;
   lr: number;
   schedule: 'constant' | 'linear' | 'cosine';
   warmupRatio: number;
@@ -54,6 +56,7 @@ export const DEFAULT_CONFIG: Omit<FinetuneConfig, 'model' | 'data'> = {
   alpha: 32,
   dropout: 0.05,
   targets: 'all-linear',
+  modulesToSave: null,
   lr: 2e-4,
   schedule: 'cosine',
   warmupRatio: 0.03,
@@ -99,6 +102,7 @@ const RULES: Record<keyof FinetuneConfig, [Check, string]> = {
   alpha: [num(0, Infinity, true), 'a number > 0'],
   dropout: [num(0, 0.999), 'a number in [0, 1)'],
   targets: [(v) => v === 'all-linear' || (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x.length > 0)), '"all-linear" or a non-empty list of module names'],
+  modulesToSave: [nullable((v) => Array.isArray(v) && v.every((x) => typeof x === 'string' && x.length > 0)), 'a list of module names or null'],
   lr: [num(0, 1, true), 'a number in (0, 1]'],
   schedule: [oneOf('constant', 'linear', 'cosine'), '"constant", "linear" or "cosine"'],
   warmupRatio: [num(0, 0.999), 'a number in [0, 1)'],

@@ -69,7 +69,12 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
 
   const loadOptions = await modelLoadOptions(config.model, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant });
   const model = await loadModel(rt, config.model, loadOptions);
-  const lora = LoraModel.inject(model, { r: config.r, lora_alpha: config.alpha, lora_dropout: config.dropout, target_modules: config.targets, base_model_name_or_path: config.model }, 'default', { seed: config.seed });
+  const lora = LoraModel.inject(
+    model,
+    { r: config.r, lora_alpha: config.alpha, lora_dropout: config.dropout, target_modules: config.targets, modules_to_save: config.modulesToSave, base_model_name_or_path: config.model },
+    'default',
+    { seed: config.seed },
+  );
   log(`model: ${model.config.className} ${config.method === 'qlora' ? `(${config.quantType.toUpperCase()} base${config.doubleQuant ? ', double quant' : ''})` : ''}; ${lora.trainableParametersSummary().line}`);
 
   const trainIt = new BatchIterator(split.train, { batchSize: config.batchSize, padId: tokenizer.padId, seed: config.seed, maxLength: config.maxLength, pack: config.pack });
@@ -95,7 +100,7 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
     ...(config.maxSteps !== null ? { maxSteps: config.maxSteps } : {}),
     gradientAccumulation: config.gradientAccumulation,
     maxGradNorm: config.maxGradNorm,
-    ...(config.evalEvery !== null && valIt ? { evalEvery: config.evalEvery } : {}),
+    ...(config.evalEvery !== null && valIt ? { evalEvery: config.evalEvery, evalOnStart: true } : {}),
     ...(config.earlyStoppingPatience !== null ? { earlyStoppingPatience: config.earlyStoppingPatience } : {}),
     ...(config.saveEvery !== null ? { saveEvery: config.saveEvery } : {}),
     ...(config.resume !== null ? { resumeFrom: config.resume } : {}),

@@ -32,6 +32,8 @@ export interface TrainerOptions {
   /** Global-norm clipping (transformers' default 1.0); 0 turns it off. */
   maxGradNorm?: number;
   evalEvery?: number;
+  /** Also evaluate before the first step (logged as step 0), to see where training starts. */
+  evalOnStart?: boolean;
   /** Stop after this many evaluations without a better validation loss. */
   earlyStoppingPatience?: number;
   earlyStoppingThreshold?: number;
@@ -272,6 +274,14 @@ export class Trainer {
     let stoppedEarly = false;
     let lastLoss: number | null = state.trainCurve.at(-1)?.value ?? null;
     rt.resetPeak();
+    if (o.validation && o.evalOnStart && state.step === 0) {
+      const valLoss = await this.evaluate();
+      state.valCurve.push({ step: 0, value: valLoss });
+      const evalLog: EvalLog = { step: 0, valLoss, perplexity: Math.exp(valLoss), best: false };
+      await appendFile(metricsPath, `${JSON.stringify({ type: 'eval', ...evalLog })}\n`);
+      progress?.log(`step 0: validation loss ${valLoss.toFixed(4)} (perplexity ${evalLog.perplexity.toFixed(2)}) before training`);
+      await o.callbacks?.onEvaluate?.(evalLog);
+    }
     try {
       while (state.step < this.totalSteps) {
         const batches: TrainBatch[] = [];
