@@ -142,7 +142,8 @@ export async function demo(argv: string[]): Promise<number> {
     await mergeIntoCheckpoint(rt, modelDir, s.adapterDir, mergedDir, { overwrite: true });
     const merged = await loadModel(rt, mergedDir);
     out('   generation from the merged model (a plain checkpoint; no adapter needed):');
-    for (const e of run.validationExamples.slice(0, 3)) {
+    const reviews = run.validationExamples.filter((e) => e.kind === 'instruction' && LABELS.includes(e.output.trim()));
+    for (const e of reviews.slice(0, 3)) {
       if (e.kind !== 'instruction') continue;
       process.stdout.write(`   > ${e.instruction}${e.input ? ` | ${e.input}` : ''}\n     `);
       await generateText(merged, run.tokenizer, promptText(run.tokenizer, 'alpaca', e.instruction, e.input), { maxNewTokens: 24, onText: (t) => process.stdout.write(t.replace(/\n/g, ' ')) });

@@ -2,7 +2,7 @@
 // tensor being uploaded. Linear weights pass through an optional hook (e.g. to quantize to NF4
 // as they arrive, so a 7B model never exists in 16 bits on the GPU).
 import { FormatError, ShapeMismatchError, UnsupportedError } from '@peft-ts/errors';
-import { Checkpoint, type HostTensor } from '@peft-ts/safetensors';
+import { bf16ToF32, Checkpoint, f16ToF32, type HostTensor } from '@peft-ts/safetensors';
 import { fromArray, type DType, type Runtime, type Tensor } from '@peft-ts/tensor';
 import type { ModelConfig } from '../config/config.js';
 import { modelLayout, type LinearLayout } from '../config/layout.js';
@@ -55,25 +55,8 @@ const SAFE_TO_GPU: Record<string, DType> = { F32: 'f32', F16: 'f16', BF16: 'bf16
 function toF32(t: HostTensor): Float32Array {
   if (t.data instanceof Float32Array) return t.data;
   if (t.dtype === 'F64') return Float32Array.from(t.data as Float64Array);
-  if (t.dtype === 'F16' || t.dtype === 'BF16') {
-    const words = t.data as Uint16Array;
-    const out = new Float32Array(words.length);
-    const u = new Uint32Array(1);
-    const f = new Float32Array(u.buffer);
-    for (let i = 0; i < words.length; i++) {
-      const w = words[i] ?? 0;
-      if (t.dtype === 'BF16') {
-        u[0] = w << 16;
-        out[i] = f[0] ?? 0;
-      } else {
-        const exp = (w >> 10) & 0x1f;
-        const frac = w & 0x3ff;
-        const sign = w & 0x8000 ? -1 : 1;
-        out[i] = exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * (1 + frac / 1024) * 2 ** (exp - 15);
-      }
-    }
-    return out;
-  }
+  if (t.dtype === 'BF16') return bf16ToF32(t.data as Uint16Array);
+  if (t.dtype === 'F16') return f16ToF32(t.data as Uint16Array);
   throw new UnsupportedError({ what: 'weight dtype', got: t.dtype, supported: ['F32', 'F16', 'BF16'] });
 }
 
