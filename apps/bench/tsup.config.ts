@@ -7,7 +7,7 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
-  noExternal: [/.*/],
+  noExternal: [/^(?!webgpu$)/],
   external: ['webgpu'],
   banner: { js: "import { createRequire as __peftCreateRequire } from 'node:module'; const require = __peftCreateRequire(import.meta.url);" },
 });
