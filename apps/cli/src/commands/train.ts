@@ -38,6 +38,7 @@ Optimisation:
   --weight-decay <x>          decoupled weight decay (default 0)
   --optimizer-budget-mb <n>   GPU memory for optimizer state; the rest is paged to host memory
   --no-gradient-checkpointing
+  --f16-activations           keep the residual stream in f16 between layers (half the checkpointed memory)
 Run:
   --output <dir>              where adapters, checkpoints, metrics.jsonl and loss.svg go
   --eval-every <n>            evaluate every n steps
@@ -76,6 +77,7 @@ const FLAGS = {
   'weight-decay': { type: 'string' },
   'optimizer-budget-mb': { type: 'string' },
   'no-gradient-checkpointing': { type: 'boolean' },
+  'f16-activations': { type: 'boolean' },
   output: { type: 'string' },
   'eval-every': { type: 'string' },
   'early-stopping': { type: 'string' },
@@ -157,6 +159,7 @@ export async function train(argv: string[]): Promise<number> {
   if (typeof values['modules-to-save'] === 'string') raw.modulesToSave = values['modules-to-save'].split(',').map((s) => s.trim());
   if (typeof values.targets === 'string') raw.targets = values.targets === 'all-linear' ? 'all-linear' : values.targets.split(',').map((s) => s.trim());
   if (values['no-gradient-checkpointing']) raw.gradientCheckpointing = false;
+  if (values['f16-activations']) raw.activationDtype = 'f16';
   const config = resolveFinetuneConfig(raw, source);
   const rt = await createRuntime({ seed: config.seed });
   try {

@@ -97,6 +97,34 @@ describe('CausalLM', () => {
     model.dispose();
   });
 
+  it('keeps the residual stream in f16 between layers when asked, close to f32 and with checkpointing', async () => {
+    const model = await loadModel(rt, join(fixtures, 'llama', 'model'));
+    const exp = await expected('llama');
+    const embed = model.getTensor('model.embed_tokens.weight');
+    embed.requiresGrad = true;
+    const run = async () => {
+      const logits = tidy(() => model.forward(fromArray(rt, exp.ids, exp.shape, 'i32')));
+      tidy(() => backward(logits, onesLike(logits)));
+      const out = { logits: await logits.toArray(), grad: (await embed.grad?.toArray()) as Float32Array };
+      logits.dispose();
+      embed.grad?.dispose();
+      embed.grad = null;
+      return out;
+    };
+    const f32 = await run();
+    model.activationDtype = 'f16';
+    model.setGradientCheckpointing(true);
+    const f16 = await run();
+    // Residual values near 1 round to f16 with relative error 2^-11; through two layers the
+    // logits (|x| < 3) move by a few 1e-3 at most.
+    expect(maxAbsDiff(f16.logits, exp.logits)).toBeLessThan(1e-2);
+    expect(maxAbsDiff(f16.logits, exp.logits)).toBeGreaterThan(0);
+    const scale = f32.grad.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    expect(maxAbsDiff(f16.grad, f32.grad) / scale).toBeLessThan(1e-2);
+    embed.requiresGrad = false;
+    model.dispose();
+  });
+
   describe('loader errors', () => {
     let dir: string;
     beforeAll(async () => {

@@ -5,6 +5,7 @@ import { PeftError, ShapeMismatchError, UnsupportedError } from '@peft-ts/errors
 import {
   add,
   attention,
+  cast,
   checkpoint,
   decodeAttention,
   embedding,
@@ -52,6 +53,11 @@ export class CausalLM {
   private lmHead: Linear | null;
   private readonly rotary: RotaryEmbedding | null;
   private readonly checkpointed = new Set<number>();
+  /**
+   * Storage dtype of the residual stream between layers. 'f16' halves what gradient checkpointing
+   * keeps (the layer inputs) and what flows between layers; every op still computes in f32.
+   */
+  activationDtype: 'f32' | 'f16' = 'f32';
 
   constructor(rt: Runtime, parts: ModelParts) {
     this.rt = rt;
@@ -180,7 +186,7 @@ export class CausalLM {
     const D = c.headDim;
     const rotary = this.rotary;
     if (!rotary) throw new UnsupportedError({ what: 'model without rotary embeddings', got: c.arch });
-    let h = embedding(ids, this.getTensor('model.embed_tokens.weight'));
+    let h = this.between(embedding(ids, this.getTensor('model.embed_tokens.weight')));
     for (let i = 0; i < c.numLayers; i++) {
       const p = `model.layers.${i}`;
       const layer = (x: Tensor, pos: Tensor, o: ForwardOptions): Tensor => {
@@ -211,7 +217,7 @@ export class CausalLM {
         }
         return add(h1, this.lin(`${p}.mlp.down_proj`, act));
       };
-      h = this.runLayer(layer, h, positions, options, i);
+      h = this.between(this.runLayer(layer, h, positions, options, i));
     }
     const hn = rmsNorm(h, this.getTensor('model.norm.weight'), c.normEps);
     return this.head(hn, 'model.embed_tokens.weight');
@@ -223,7 +229,7 @@ export class CausalLM {
     const H = c.hiddenSize;
     const D = c.headDim;
     const approximate = c.activation === 'gelu' ? 'none' : 'tanh';
-    let h = add(embedding(ids, this.getTensor('transformer.wte.weight')), embedding(positions, this.getTensor('transformer.wpe.weight')));
+    let h = this.between(add(embedding(ids, this.getTensor('transformer.wte.weight')), embedding(positions, this.getTensor('transformer.wpe.weight'))));
     for (let i = 0; i < c.numLayers; i++) {
       const p = `transformer.h.${i}`;
       const layer = (x: Tensor, _pos: Tensor, o: ForwardOptions): Tensor => {
@@ -237,10 +243,15 @@ export class CausalLM {
         const m = this.lin(`${p}.mlp.c_proj`, gelu(this.lin(`${p}.mlp.c_fc`, hn), { approximate }));
         return add(h1, m);
       };
-      h = this.runLayer(layer, h, positions, options, i);
+      h = this.between(this.runLayer(layer, h, positions, options, i));
     }
     const hn = layerNorm(h, this.getTensor('transformer.ln_f.weight'), this.getTensor('transformer.ln_f.bias'), c.normEps);
     return this.head(hn, 'transformer.wte.weight');
+  }
+
+  /** The residual stream as stored between layers (see activationDtype). */
+  private between(h: Tensor): Tensor {
+    return this.activationDtype === 'f16' && h.dtype !== 'f16' ? cast(h, 'f16') : h;
   }
 
   /**

@@ -42,6 +42,8 @@ export interface FinetuneConfig {
   resume: string | null;
   seed: number;
   gradientCheckpointing: boolean;
+  /** Storage of the residual stream between layers: 'f16' halves the activations checkpointing keeps. */
+  activationDtype: 'f32' | 'f16';
   quantType: 'nf4' | 'fp4';
   doubleQuant: boolean;
   blocksize: number;
@@ -78,6 +80,7 @@ export const DEFAULT_CONFIG: Omit<FinetuneConfig, 'model' | 'data'> = {
   resume: null,
   seed: 42,
   gradientCheckpointing: true,
+  activationDtype: 'f32',
   quantType: 'nf4',
   doubleQuant: true,
   blocksize: 64,
@@ -124,6 +127,7 @@ const RULES: Record<keyof FinetuneConfig, [Check, string]> = {
   resume: [nullable(str), 'a checkpoint directory, "latest", or null'],
   seed: [int(0), 'an integer >= 0'],
   gradientCheckpointing: [bool, 'true or false'],
+  activationDtype: [oneOf('f32', 'f16'), '"f32" or "f16"'],
   quantType: [oneOf('nf4', 'fp4'), '"nf4" or "fp4"'],
   doubleQuant: [bool, 'true or false'],
   blocksize: [oneOf(32, 64, 128, 256, 512, 1024, 2048, 4096), 'a power of two from 32 to 4096'],

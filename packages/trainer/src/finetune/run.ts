@@ -69,6 +69,7 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
 
   const loadOptions = await modelLoadOptions(config.model, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant });
   const model = await loadModel(rt, config.model, loadOptions);
+  model.activationDtype = config.activationDtype;
   const lora = LoraModel.inject(
     model,
     { r: config.r, lora_alpha: config.alpha, lora_dropout: config.dropout, target_modules: config.targets, modules_to_save: config.modulesToSave, base_model_name_or_path: config.model },
