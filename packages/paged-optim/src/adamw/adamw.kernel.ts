@@ -2,7 +2,7 @@
 // float32 operations (decoupled decay, lerp for m, mul+addcmul for v, sqrt/div/add, addcdiv).
 import { uniformDecl, uniforms, type KernelSpec } from '@peft-ts/tensor';
 import { BLOCK } from '../multi-tensor/work-items.js';
-import { bindingDecls, ITEM_UNIFORMS, ITEM_WGSL, slotAccessors, slotBindingKinds, type SlotOperand } from '../multi-tensor/slots.wgsl.js';
+import { bindingDecls, ITEM_UNIFORMS, ITEM_WGSL, slotAccessors, slotBindingKinds, type SlotOperand, ELEMENT_MAIN } from '../multi-tensor/slots.wgsl.js';
 
 export const PARAM_GRAD: readonly SlotOperand[] = [
   { name: 'P', access: 'read_write' },
@@ -31,14 +31,7 @@ ${decls}
 ${uniformDecl(fields, bindings.length)}
 ${ITEM_WGSL}
 ${slotAccessors(n, PARAM_GRAD)}
-@compute @workgroup_size(${BLOCK})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let wg = linear_wg(wid, nwg);
-  if (wg >= u.totalWG) { return; }
-  let it = find_item(wg);
-  let local = (wg - item_word(it, 1u)) * ${BLOCK}u + lid;
-  if (local >= item_word(it, 3u)) { return; }
-  let slot = item_word(it, 0u);
+${ELEMENT_MAIN}
   let pi = item_word(it, 4u) + local;
   let gi = item_word(it, 5u) + local;
   let si = item_word(it, 6u) * ${BLOCK}u + local;

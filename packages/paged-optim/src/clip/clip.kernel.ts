@@ -2,8 +2,7 @@
 // one workgroup that turns them into per-tensor norms, the total norm and the clip factor, and
 // the in-place scaling of every gradient by that factor.
 import { uniformDecl, uniforms, type KernelSpec } from '@peft-ts/tensor';
-import { BLOCK } from '../multi-tensor/work-items.js';
-import { bindingDecls, ITEM_UNIFORMS, ITEM_WGSL, slotAccessors, slotBindingKinds, type SlotOperand } from '../multi-tensor/slots.wgsl.js';
+import { bindingDecls, ITEM_UNIFORMS, ITEM_WGSL, slotAccessors, slotBindingKinds, type SlotOperand, ELEMENT_MAIN } from '../multi-tensor/slots.wgsl.js';
 
 /** Elements one workgroup of the sum-of-squares pass reduces. */
 export const SUMSQ_BLOCK = 1024;
@@ -126,14 +125,7 @@ ${bindingDecls(n, GRAD_WRITE, [
 ${uniformDecl(fields, bindings.length)}
 ${ITEM_WGSL}
 ${slotAccessors(n, GRAD_WRITE)}
-@compute @workgroup_size(${BLOCK})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let wg = linear_wg(wid, nwg);
-  if (wg >= u.totalWG) { return; }
-  let it = find_item(wg);
-  let local = (wg - item_word(it, 1u)) * ${BLOCK}u + lid;
-  if (local >= item_word(it, 3u)) { return; }
-  let slot = item_word(it, 0u);
+${ELEMENT_MAIN}
   let gi = item_word(it, 4u) + local;
   st_G(slot, gi, ld_G(slot, gi) * COEF[0]);
 }`,

@@ -1,7 +1,7 @@
 // WGSL pieces shared by the multi-tensor kernels: one binding per slot and operand, accessors
 // that pick a slot with a switch (WGSL has no arrays of buffers), and the work-item table lookup.
 import type { BindingKind } from '@peft-ts/tensor';
-import { ITEM_WORDS } from './work-items.js';
+import { BLOCK, ITEM_WORDS } from './work-items.js';
 
 /** An operand bound once per slot, e.g. the parameter P (read_write) or the gradient G (read). */
 export interface SlotOperand {
@@ -61,6 +61,19 @@ fn linear_wg(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.y * nwg.x + wid.x;
 }
 `;
+
+/**
+ * Entry point of an element-wise multi-tensor kernel: one invocation per element of a work item,
+ * with `it` (the item), `local` (the element within it) and `slot` (its operand slot) in scope.
+ */
+export const ELEMENT_MAIN = /* wgsl */ `@compute @workgroup_size(${BLOCK})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let wg = linear_wg(wid, nwg);
+  if (wg >= u.totalWG) { return; }
+  let it = find_item(wg);
+  let local = (wg - item_word(it, 1u)) * ${BLOCK}u + lid;
+  if (local >= item_word(it, 3u)) { return; }
+  let slot = item_word(it, 0u);`;
 
 /** Uniform fields every multi-tensor kernel starts with. */
 export const ITEM_UNIFORMS = ['itemBase:u32', 'nitems:u32', 'totalWG:u32'] as const;

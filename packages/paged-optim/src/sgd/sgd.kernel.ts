@@ -2,7 +2,7 @@
 // decay, momentum buffer, optional Nesterov); each add with alpha is a fused multiply-add there.
 import { uniformDecl, uniforms, type BindingKind, type KernelSpec } from '@peft-ts/tensor';
 import { BLOCK } from '../multi-tensor/work-items.js';
-import { bindingDecls, ITEM_UNIFORMS, ITEM_WGSL, slotAccessors, slotBindingKinds } from '../multi-tensor/slots.wgsl.js';
+import { bindingDecls, ITEM_UNIFORMS, ITEM_WGSL, slotAccessors, slotBindingKinds, ELEMENT_MAIN } from '../multi-tensor/slots.wgsl.js';
 import { PARAM_GRAD } from '../adamw/adamw.kernel.js';
 
 /** Flag bits of an SGD work item. */
@@ -42,14 +42,7 @@ ${bindingDecls(n, PARAM_GRAD, rest)}
 ${uniformDecl(fields, bindings.length)}
 ${ITEM_WGSL}
 ${slotAccessors(n, PARAM_GRAD)}
-@compute @workgroup_size(${BLOCK})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let wg = linear_wg(wid, nwg);
-  if (wg >= u.totalWG) { return; }
-  let it = find_item(wg);
-  let local = (wg - item_word(it, 1u)) * ${BLOCK}u + lid;
-  if (local >= item_word(it, 3u)) { return; }
-  let slot = item_word(it, 0u);
+${ELEMENT_MAIN}
   let pi = item_word(it, 4u) + local;
   let gi = item_word(it, 5u) + local;
   let flags = item_word(it, 7u);

@@ -1,6 +1,7 @@
 // Tensor handles over reference-counted GPU storage. A handle is released with dispose() or
 // by the enclosing tidy() scope; storage goes back to the pool when its last handle goes.
 import { PeftError, ShapeMismatchError } from '@peft-ts/errors';
+import { bf16ToF32, f16ToF32 } from '@peft-ts/safetensors';
 import { DTYPE_BYTES, storageBytes, type DType } from './dtype.js';
 import type { MemoryTag } from './memory.js';
 import type { BufferBinding, Runtime } from './runtime.js';
@@ -254,9 +255,9 @@ export class Tensor {
     const raw = await this.toRaw();
     switch (this.dtype) {
       case 'f16':
-        return f16WordsToF32(raw as Uint16Array);
+        return f16ToF32(raw as Uint16Array);
       case 'bf16':
-        return bf16WordsToF32(raw as Uint16Array);
+        return bf16ToF32(raw as Uint16Array);
       default:
         return raw as Float32Array | Int32Array | Uint32Array | Uint8Array;
     }
@@ -294,59 +295,11 @@ export class Tensor {
   }
 }
 
-export function f16WordsToF32(words: Uint16Array): Float32Array {
-  const out = new Float32Array(words.length);
-  for (let i = 0; i < words.length; i++) {
-    const h = words[i] ?? 0;
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) out[i] = sign * frac * 2 ** -24;
-    else if (exp === 31) out[i] = frac ? NaN : sign * Infinity;
-    else out[i] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
-  return out;
-}
-
-export function bf16WordsToF32(words: Uint16Array): Float32Array {
-  const u = new Uint32Array(words.length);
-  for (let i = 0; i < words.length; i++) u[i] = (words[i] ?? 0) << 16;
-  return new Float32Array(u.buffer);
-}
-
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** f32 -> bf16 bits, round-to-nearest-even, NaN kept quiet. */
-export function f32ToBf16Bits(x: number): number {
-  f32Scratch[0] = x;
-  const u = u32Scratch[0] ?? 0;
-  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 0x40) & 0xffff;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-/** f32 -> f16 bits, round-to-nearest-even, overflow to Inf, subnormals kept, NaN kept. */
-export function f32ToF16Bits(x: number): number {
-  f32Scratch[0] = x;
-  const u = u32Scratch[0] ?? 0;
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  const mant = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const m = mant | 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = m & ((1 << shift) - 1);
-    let r = m >>> shift;
-    if (rest > half || (rest === half && r & 1)) r += 1;
-    return sign | r;
-  }
-  let r = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) r += 1;
-  return sign | r;
-}
+// Half-float conversions are the ones @peft-ts/safetensors defines (round-to-nearest-even, NaN and
+// Inf kept), under the names tensor code uses.
+export {
+  f16ToF32 as f16WordsToF32,
+  bf16ToF32 as bf16WordsToF32,
+  f32ToBf16Scalar as f32ToBf16Bits,
+  f32ToF16Scalar as f32ToF16Bits,
+} from '@peft-ts/safetensors';
