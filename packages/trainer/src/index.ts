@@ -5,6 +5,6 @@ export { learningRate, validateSchedule, warmupStepsOf, type ScheduleOptions, ty
 export { Progress, formatDuration, type ProgressOptions, type ProgressStream } from './observe/progress.js';
 export { lossCurveSvg, type CurvePoint } from './observe/loss-svg.js';
 export { resolveFinetuneConfig, DEFAULT_CONFIG, type FinetuneConfig, type Method, type OptimizerName } from './finetune/config.js';
-export { promptText, generateText, type PromptTemplate, type TextGenerateOptions } from './generation/text.js';
+export { promptText, promptIds, encodePrompt, generateText, type PromptTemplate, type TextGenerateOptions } from './generation/text.js';
 export { runFinetune, modelLoadOptions, type FinetuneRun, type FinetuneOptions } from './finetune/run.js';
 export { createOptimizer, DEFAULT_PAGED_BUDGET, type OptimizerChoice } from './finetune/optimizer.js';

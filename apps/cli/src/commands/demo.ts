@@ -8,7 +8,7 @@ import { exampleDatasetPath, type Example, type Tokenizer } from '@peft-ts/data-
 import { createRuntime, type Runtime } from '@peft-ts/tensor';
 import { loadModel, type CausalLM } from '@peft-ts/models';
 import { mergeIntoCheckpoint } from '@peft-ts/merge';
-import { generateText, promptText, resolveFinetuneConfig, runFinetune } from '@peft-ts/trainer';
+import { generateText, promptIds, resolveFinetuneConfig, runFinetune } from '@peft-ts/trainer';
 import { numberFlag, out, parse, UsageError } from '../args.js';
 import { createDemoAssets } from '../demo/assets.js';
 
@@ -44,7 +44,7 @@ async function score(model: CausalLM, tokenizer: Tokenizer, examples: readonly E
   const s: Score = { sentimentRight: 0, sentimentTotal: 0, exact: 0, total: 0, samples: [] };
   for (const e of examples) {
     if (e.kind !== 'instruction') continue;
-    const r = await generateText(model, tokenizer, promptText(tokenizer, 'alpaca', e.instruction, e.input), { maxNewTokens: 16 });
+    const r = await generateText(model, tokenizer, promptIds(tokenizer, 'alpaca', e.instruction, e.input), { maxNewTokens: 16 });
     const got = r.text.trim();
     const expected = e.output.trim();
     s.total += 1;
@@ -146,7 +146,7 @@ export async function demo(argv: string[]): Promise<number> {
     for (const e of reviews.slice(0, 3)) {
       if (e.kind !== 'instruction') continue;
       process.stdout.write(`   > ${e.instruction}${e.input ? ` | ${e.input}` : ''}\n     `);
-      await generateText(merged, run.tokenizer, promptText(run.tokenizer, 'alpaca', e.instruction, e.input), { maxNewTokens: 24, onText: (t) => process.stdout.write(t.replace(/\n/g, ' ')) });
+      await generateText(merged, run.tokenizer, promptIds(run.tokenizer, 'alpaca', e.instruction, e.input), { maxNewTokens: 24, onText: (t) => process.stdout.write(t.replace(/\n/g, ' ')) });
       process.stdout.write('\n');
     }
     merged.dispose();

@@ -3,7 +3,7 @@ import { Tokenizer } from '@peft-ts/data-alpaca';
 import { createRuntime } from '@peft-ts/tensor';
 import { loadModel } from '@peft-ts/models';
 import { LoraModel } from '@peft-ts/lora';
-import { generateText, modelLoadOptions, promptText } from '@peft-ts/trainer';
+import { generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 
 
@@ -24,6 +24,11 @@ Options:
   --repetition-penalty <r>   > 1 discourages repeats
   --seed <n>                 sampling seed (default 0)
   --stop <text>              stop when the output contains this text (repeatable)
+  --json                     print one JSON object (prompt_ids, output_ids, text, finish_reason)
+                             instead of streaming text
+
+The prompt is tokenized as training tokenizes it: one BOS (if the tokenizer adds one) and no
+EOS, or exactly what the model's chat template writes for --template model.
 `;
 
 export async function generateCommand(argv: string[]): Promise<number> {
@@ -40,6 +45,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     'repetition-penalty': { type: 'string' },
     seed: { type: 'string' },
     stop: { type: 'string', multiple: true },
+    json: { type: 'boolean' },
   });
   if (values.help) {
     out(GENERATE_HELP);
@@ -54,12 +60,13 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const repetitionPenalty = numberFlag('generate', 'repetition-penalty', values['repetition-penalty'], { min: 0 });
   const maxNewTokens = numberFlag('generate', 'max-new-tokens', values['max-new-tokens'], { integer: true, min: 1 }) ?? 128;
   const seed = numberFlag('generate', 'seed', values.seed, { integer: true, min: 0 }) ?? 0;
+  const json = values.json === true;
   const tokenizer = await Tokenizer.fromDir(dir);
   const rt = await createRuntime({ seed });
   try {
     const model = await loadModel(rt, dir, await modelLoadOptions(dir, values.qlora === true));
     if (typeof values.adapter === 'string') await new LoraModel(model).loadAdapter(values.adapter);
-    const prompt = promptText(tokenizer, template, values.prompt, typeof values.input === 'string' ? values.input : '');
+    const prompt = promptIds(tokenizer, template, values.prompt, typeof values.input === 'string' ? values.input : '');
     const sampling = temperature !== undefined && temperature > 0;
     const r = await generateText(model, tokenizer, prompt, {
       maxNewTokens,
@@ -70,10 +77,13 @@ export async function generateCommand(argv: string[]): Promise<number> {
       ...(topP !== undefined ? { topP } : {}),
       ...(repetitionPenalty !== undefined ? { repetitionPenalty } : {}),
       ...(Array.isArray(values.stop) ? { stopStrings: values.stop } : {}),
-      onText: (t) => process.stdout.write(t),
+      ...(json ? {} : { onText: (t: string) => process.stdout.write(t) }),
     });
-    process.stdout.write('\n');
-    process.stderr.write(`[${r.tokens.length} tokens, finished by ${r.finishReason}]\n`);
+    if (json) out(JSON.stringify({ prompt_ids: r.promptIds, output_ids: r.tokens, text: r.text, finish_reason: r.finishReason }));
+    else {
+      process.stdout.write('\n');
+      process.stderr.write(`[${r.tokens.length} tokens, finished by ${r.finishReason}]\n`);
+    }
     model.dispose();
   } finally {
     rt.destroy();

@@ -20,14 +20,37 @@ export function promptText(tokenizer: Tokenizer, template: PromptTemplate, instr
   }
 }
 
+/**
+ * Prompt text as ids, tokenized the way training tokenizes an example's prompt part: the
+ * post-processor's prefix (BOS) once and no suffix (EOS), or no special tokens at all when
+ * the text comes from the model's own chat template, which writes its own.
+ */
+export function encodePrompt(tokenizer: Tokenizer, text: string, options: { addPrefix?: boolean } = {}): number[] {
+  return [...(options.addPrefix === false ? [] : tokenizer.prefixIds), ...tokenizer.encode(text, { addSpecialTokens: false })];
+}
+
+/** The ids of the prompt for an instruction (and optional input), as training saw them. */
+export function promptIds(tokenizer: Tokenizer, template: PromptTemplate, instruction: string, input = ''): number[] {
+  return encodePrompt(tokenizer, promptText(tokenizer, template, instruction, input), { addPrefix: template !== 'model' });
+}
+
 export interface TextGenerateOptions extends Omit<GenerateOptions, 'decode' | 'onToken'> {
   /** Called with each new piece of text as it is decoded. */
   onText?: (text: string) => void;
 }
 
-/** Generates a continuation of `prompt` and returns it as text (special tokens dropped). */
-export async function generateText(model: CausalLM, tokenizer: Tokenizer, prompt: string, options: TextGenerateOptions = {}): Promise<{ text: string; tokens: number[]; finishReason: string }> {
-  const ids = [...tokenizer.prefixIds, ...tokenizer.encode(prompt)];
+/**
+ * Generates a continuation of `prompt` and returns it as text (special tokens dropped). A text
+ * prompt is encoded with encodePrompt (one prefix, no suffix); pass ids (promptIds) for a
+ * prompt from the model's chat template.
+ */
+export async function generateText(
+  model: CausalLM,
+  tokenizer: Tokenizer,
+  prompt: string | readonly number[],
+  options: TextGenerateOptions = {},
+): Promise<{ text: string; tokens: number[]; promptIds: number[]; finishReason: string }> {
+  const ids = typeof prompt === 'string' ? encodePrompt(tokenizer, prompt) : [...prompt];
   if (ids.length === 0) throw new PeftError('BAD_PROMPT', 'generate: the prompt is empty');
   let shown = '';
   const tokens: number[] = [];
@@ -50,5 +73,5 @@ export async function generateText(model: CausalLM, tokenizer: Tokenizer, prompt
   });
   const text = decode(r.tokens[0] ?? []);
   if (options.onText && text.length > shown.length && text.startsWith(shown)) options.onText(text.slice(shown.length));
-  return { text, tokens: r.tokens[0] ?? [], finishReason: r.finishReasons[0] ?? 'length' };
+  return { text, tokens: r.tokens[0] ?? [], promptIds: ids, finishReason: r.finishReasons[0] ?? 'length' };
 }
