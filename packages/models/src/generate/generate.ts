@@ -46,6 +46,7 @@ export async function generate(model: CausalLM, prompts: readonly (readonly numb
   if (c.arch === 'gpt2' && maxT > c.maxPositions) {
     throw new PeftError('TOO_LONG', `generate: prompt (${promptLen}) + maxNewTokens (${maxNew}) exceeds n_positions ${c.maxPositions} of ${c.className}`);
   }
+  model.reservePositions(maxT);
   const random = seededRandom(options.seed ?? 0);
 
   // Left padding, as transformers does for decoder-only generation.

@@ -58,6 +58,12 @@ export class CausalLM {
    * keeps (the layer inputs) and what flows between layers; every op still computes in f32.
    */
   activationDtype: 'f32' | 'f16' = 'f32';
+  /**
+   * Where warnings go (default stderr), e.g. a sequence longer than max_position_embeddings on a
+   * rotary model: it runs, as in transformers, but the model never saw such positions.
+   */
+  onWarning: (message: string) => void = (message) => process.stderr.write(`warning: ${message}\n`);
+  private warnedPositions = false;
 
   constructor(rt: Runtime, parts: ModelParts) {
     this.rt = rt;
@@ -148,6 +154,24 @@ export class CausalLM {
     return fromArray(this.rt, data, [b, t], 'i32');
   }
 
+  /**
+   * Prepares the model for sequences of n positions (0 .. n-1). Learned positions (GPT-2) stop at
+   * n_positions and are refused past it; rotary models compute the angles for any position and
+   * warn once past max_position_embeddings, as transformers does.
+   */
+  reservePositions(n: number): void {
+    const c = this.config;
+    if (n <= c.maxPositions) return;
+    if (!this.rotary) {
+      throw new UnsupportedError({ what: 'sequence length', got: n, where: `${c.className} (learned positions: n_positions ${c.maxPositions})` });
+    }
+    if (!this.warnedPositions) {
+      this.warnedPositions = true;
+      this.onWarning(`${c.className}: sequence length ${n} is past max_position_embeddings ${c.maxPositions}; rotary angles are computed for every position, but the model was not trained on positions this far, so expect worse output`);
+    }
+    this.rotary.reserve(n);
+  }
+
   /** Logits [B, T, V] (f32) for input ids i32 [B, T]. */
   forward(inputIds: Tensor, options: ForwardOptions = {}): Tensor {
     const [b, t] = inputIds.shape;
@@ -155,9 +179,8 @@ export class CausalLM {
       throw new ShapeMismatchError({ op: 'CausalLM.forward', expected: '[batch, seq] token ids', got: inputIds.shape });
     }
     if (inputIds.dtype !== 'i32') throw new ShapeMismatchError({ op: 'CausalLM.forward', expected: 'i32 token ids', got: inputIds.dtype });
-    if (t > this.config.maxPositions && this.config.arch === 'gpt2') {
-      throw new UnsupportedError({ what: 'sequence length', got: t, where: `${this.config.className} (n_positions ${this.config.maxPositions})` });
-    }
+    // With a cache, new positions continue after the cached ones, up to the cache's length.
+    this.reservePositions(Math.max(t, options.kvCache?.[0]?.maxLength ?? 0));
     const positions = options.positionIds ?? this.defaultPositions(b, t);
     const h = this.config.arch === 'gpt2' ? this.forwardGpt2(inputIds, positions, options) : this.forwardDecoder(inputIds, positions, options);
     if (!options.positionIds) positions.dispose();

@@ -51,27 +51,63 @@ function scalingOf(rope: RopeConfig, maxPositions: number): RopeScaling {
 }
 
 export class RotaryEmbedding {
-  readonly table: RopeTable;
   readonly rotaryDim: number;
+  private readonly rt: Runtime;
+  private readonly rope: RopeConfig;
+  private readonly scaling: RopeScaling;
+  private readonly seqLen: number;
+  private current: RopeTable;
+  /** Tables replaced by a longer one; a tape may still hold them until the model is disposed. */
+  private readonly retired: RopeTable[] = [];
 
   constructor(rt: Runtime, rope: RopeConfig, headDim: number, maxPositions: number) {
+    this.rt = rt;
+    this.rope = rope;
     this.rotaryDim = Math.floor(headDim * rope.partialRotaryFactor);
-    const scaling = scalingOf(rope, maxPositions);
+    this.scaling = scalingOf(rope, maxPositions);
     // longrope picks short or long factors by sequence length; tables are built for sequences up
     // to the original context (short factors), the length fine-tuning runs use.
-    const seqLen = rope.type === 'longrope' ? (rope.originalMaxPositions ?? maxPositions) : maxPositions;
-    this.table = ropeTable(rt, { dim: this.rotaryDim, theta: rope.theta, maxPositions, scaling, seqLen, tag: 'weights' });
-    this.table.cos.keep();
-    this.table.sin.keep();
+    this.seqLen = rope.type === 'longrope' ? (rope.originalMaxPositions ?? maxPositions) : maxPositions;
+    this.current = this.build(maxPositions);
+  }
+
+  private build(rows: number): RopeTable {
+    // The frequencies depend on the configuration only (seqLen stays fixed), so a longer table
+    // extends the shorter one row for row: angles for any position, as transformers computes them.
+    const table = ropeTable(this.rt, { dim: this.rotaryDim, theta: this.rope.theta, maxPositions: rows, scaling: this.scaling, seqLen: this.seqLen, tag: 'weights' });
+    table.cos.keep();
+    table.sin.keep();
+    return table;
+  }
+
+  get table(): RopeTable {
+    return this.current;
+  }
+
+  /** Rows (positions) the table holds now. */
+  get positions(): number {
+    return this.current.cos.shape[0] ?? 0;
+  }
+
+  /** Makes sure positions 0 .. n-1 have rows, growing the table (to a power of two) if needed. */
+  reserve(n: number): void {
+    if (n <= this.positions) return;
+    let rows = this.positions;
+    while (rows < n) rows *= 2;
+    this.retired.push(this.current);
+    this.current = this.build(rows);
   }
 
   /** x [B, T, H, D] with positions i32 [B, T]. */
   apply(x: Tensor, positions: Tensor): Tensor {
-    return rotary(x, positions, this.table);
+    return rotary(x, positions, this.current);
   }
 
   dispose(): void {
-    this.table.cos.dispose();
-    this.table.sin.dispose();
+    for (const t of [...this.retired, this.current]) {
+      t.cos.dispose();
+      t.sin.dispose();
+    }
+    this.retired.length = 0;
   }
 }
