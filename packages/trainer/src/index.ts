@@ -1,5 +1,5 @@
 // Public API of @peft-ts/trainer.
-export { Trainer, type TrainerOptions } from './train/trainer.js';
+export { NonFiniteError, Trainer, type TrainerOptions } from './train/trainer.js';
 export type { BatchSource, TrainBatch, TrainOptimizer, TrainerCallbacks, StepLog, EvalLog, TrainSummary } from './train/types.js';
 export { learningRate, validateSchedule, warmupStepsOf, type ScheduleOptions, type ScheduleType } from './schedule/schedule.js';
 export { Progress, formatDuration, type ProgressOptions, type ProgressStream } from './observe/progress.js';
@@ -8,3 +8,4 @@ export { resolveFinetuneConfig, DEFAULT_CONFIG, type FinetuneConfig, type Method
 export { promptText, promptIds, encodePrompt, generateText, type PromptTemplate, type TextGenerateOptions } from './generation/text.js';
 export { runFinetune, modelLoadOptions, type FinetuneRun, type FinetuneOptions } from './finetune/run.js';
 export { createOptimizer, DEFAULT_PAGED_BUDGET, type OptimizerChoice } from './finetune/optimizer.js';
+export { checkPositionsFit, checkTokenizerFits } from './finetune/model-fit.js';

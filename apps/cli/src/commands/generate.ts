@@ -1,9 +1,9 @@
 // `peft-ts generate`: text from a base model, a base model plus an adapter, or a merged model, streamed.
 import { Tokenizer } from '@peft-ts/data-alpaca';
 import { createRuntime } from '@peft-ts/tensor';
-import { loadModel } from '@peft-ts/models';
+import { loadModel, loadModelConfig } from '@peft-ts/models';
 import { LoraModel } from '@peft-ts/lora';
-import { generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
+import { checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 
 
@@ -62,6 +62,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const seed = numberFlag('generate', 'seed', values.seed, { integer: true, min: 0 }) ?? 0;
   const json = values.json === true;
   const tokenizer = await Tokenizer.fromDir(dir);
+  checkTokenizerFits(tokenizer, await loadModelConfig(dir), dir);
   const rt = await createRuntime({ seed });
   try {
     const model = await loadModel(rt, dir, await modelLoadOptions(dir, values.qlora === true));

@@ -20,6 +20,24 @@ export interface TinyLlamaOptions {
   tokenizerDir?: string;
   seed?: number;
   hidden?: number;
+  /** Puts a NaN into the output head, so every loss is NaN. */
+  poisonHead?: boolean;
+}
+
+function poison(t: TensorSource, yes: boolean): TensorSource {
+  if (yes && t.data instanceof Float32Array) t.data[5] = Number.NaN;
+  return t;
+}
+
+/** Alpaca records with outputs of about `words` words each, as JSONL. */
+export function alpacaJsonl(count: number, words: number): string {
+  const vocabulary = ['red', 'green', 'blue', 'river', 'stone', 'light', 'quiet', 'north', 'bread', 'glass'];
+  const lines: string[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const output = Array.from({ length: words }, (_, k) => vocabulary[(i * 3 + k * 7) % vocabulary.length]).join(' ');
+    lines.push(JSON.stringify({ instruction: `Write words number ${i}.`, input: '', output }));
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 /** Writes config.json and model.safetensors (float32) of a one-layer Llama; returns the directory. */
@@ -74,7 +92,7 @@ export async function writeTinyLlama(options: TinyLlamaOptions): Promise<string>
     tensor(`${p}.mlp.up_proj.weight`, [inter, hidden], w),
     tensor(`${p}.mlp.down_proj.weight`, [hidden, inter], 1 / Math.sqrt(inter)),
     tensor('model.norm.weight', [hidden], 0.1, true),
-    tensor('lm_head.weight', [options.vocabSize, hidden], w),
+    poison(tensor('lm_head.weight', [options.vocabSize, hidden], w), options.poisonHead === true),
   ]);
   if (options.tokenizerDir) {
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(options.tokenizerDir, f), join(dir, f));

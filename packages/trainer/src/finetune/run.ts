@@ -5,10 +5,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BatchIterator, loadDataset, splitDataset, Tokenizer, tokenizeExamples, type Example, type TokenizedExample } from '@peft-ts/data-alpaca';
 import { type Runtime, type Tensor } from '@peft-ts/tensor';
-import { loadModel, type CausalLM, type LoadModelOptions } from '@peft-ts/models';
+import { loadModel, loadModelConfig, type CausalLM, type LoadModelOptions } from '@peft-ts/models';
 import { LoraModel } from '@peft-ts/lora';
 import { bnb4bitLinearHook, nf4LinearHook } from '@peft-ts/nf4-quant/gpu';
 import { createOptimizer } from './optimizer.js';
+import { checkPositionsFit, checkTokenizerFits } from './model-fit.js';
 import { Trainer } from '../train/trainer.js';
 import type { BatchSource, TrainerCallbacks, TrainSummary } from '../train/types.js';
 import type { ProgressStream } from '../observe/progress.js';
@@ -51,6 +52,8 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   rt.manualSeed(config.seed);
   const tokenizer = await Tokenizer.fromDir(config.model);
+  const modelConfig = await loadModelConfig(config.model);
+  checkTokenizerFits(tokenizer, modelConfig, config.model);
   const ds = await loadDataset(config.data, { onWarning: (w) => log(`data: ${w.message}`) });
   const template = config.template === 'auto' ? undefined : config.template;
   const { examples } = tokenizeExamples(ds.examples, tokenizer, {
@@ -67,9 +70,15 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
   const validationExamples = pick(ds.examples, parts.validation);
   log(`data: ${ds.examples.length} examples from ${config.data} (${ds.format}): ${split.train.length} train, ${split.validation.length} validation`);
 
+  const longest = config.pack ? config.maxLength : examples.reduce((m, e) => Math.max(m, e.length), 0);
+  const positionWarning = checkPositionsFit(modelConfig, config.model, longest, config.maxLength);
+  if (positionWarning) log(`model: warning: ${positionWarning}`);
+
   const loadOptions = await modelLoadOptions(config.model, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant });
   const model = await loadModel(rt, config.model, loadOptions);
   model.activationDtype = config.activationDtype;
+  // Already reported above, with the advice that fits training.
+  if (positionWarning) model.onWarning = () => undefined;
   const lora = LoraModel.inject(
     model,
     { r: config.r, lora_alpha: config.alpha, lora_dropout: config.dropout, target_modules: config.targets, modules_to_save: config.modulesToSave, base_model_name_or_path: config.model },

@@ -70,6 +70,30 @@ interface TrainerState {
 }
 
 const STATE_FILE = 'trainer_state.json';
+/** A clipping threshold no finite norm reaches: measures the norm without scaling. */
+const NO_CLIP = 3e38;
+
+/** Training stopped because the loss or the gradient norm is NaN or infinite. */
+export class NonFiniteError extends PeftError {
+  readonly step: number;
+  readonly loss: number;
+  readonly gradNorm: number;
+  readonly lastCheckpoint: string | null;
+
+  constructor(step: number, loss: number, gradNorm: number, lastCheckpoint: string | null) {
+    const what = !Number.isFinite(loss) ? `the loss is ${String(loss)}` : `the gradient norm is ${String(gradNorm)}`;
+    super(
+      'NON_FINITE',
+      `training stopped at step ${step}: ${what}; no update was applied and no adapter was written from these weights; ` +
+        (lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'there is no earlier checkpoint (use saveEvery to keep some)') +
+        ' (lower the learning rate, or check the model and data)',
+    );
+    this.step = step;
+    this.loss = loss;
+    this.gradNorm = gradNorm;
+    this.lastCheckpoint = lastCheckpoint;
+  }
+}
 
 function fail(field: string, expected: string, got: unknown): never {
   throw new PeftError('BAD_OPTION', `trainer: ${field}: expected ${expected}, got ${String(got)}`);
@@ -272,6 +296,7 @@ export class Trainer {
     const baseSeconds = state.seconds;
     const baseTokens = state.tokens;
     let stoppedEarly = false;
+    let lastCheckpoint: string | null = resumeDir;
     let lastLoss: number | null = state.trainCurve.at(-1)?.value ?? null;
     rt.resetPeak();
     if (o.validation && o.evalOnStart && state.step === 0) {
@@ -301,14 +326,21 @@ export class Trainer {
           state.tokens += realTokens(b);
         }
         state.trainedTokens += numItems;
-        const norm = o.maxGradNorm === 0 ? null : optimizer.clipGradNorm(o.maxGradNorm ?? 1);
+        // The norm is measured even without clipping: a NaN or Inf gradient must stop the run
+        // before the optimizer writes it into the weights.
+        const norm = optimizer.clipGradNorm(o.maxGradNorm === 0 ? NO_CLIP : (o.maxGradNorm ?? 1));
+        const loss = lossSum ? await lossSum.item() : NaN;
+        lossSum?.dispose();
+        const measuredNorm = await norm.item();
+        norm.dispose();
+        if (!Number.isFinite(loss) || !Number.isFinite(measuredNorm)) {
+          optimizer.zeroGrad();
+          throw new NonFiniteError(state.step + 1, loss, measuredNorm, lastCheckpoint);
+        }
+        const gradNorm = o.maxGradNorm === 0 ? null : measuredNorm;
         const lr = learningRate(this.schedule, state.step);
         await optimizer.step(lr);
         optimizer.zeroGrad();
-        const loss = lossSum ? await lossSum.item() : NaN;
-        lossSum?.dispose();
-        const gradNorm = norm ? await norm.item() : null;
-        norm?.dispose();
         state.step += 1;
         lastLoss = loss;
         state.seconds = baseSeconds + (performance.now() - started) / 1000;
@@ -349,7 +381,7 @@ export class Trainer {
             stoppedEarly = true;
           }
         }
-        if (o.saveEvery && (state.step % o.saveEvery === 0 || stoppedEarly || last)) await this.saveCheckpoint(state, optimizer);
+        if (o.saveEvery && (state.step % o.saveEvery === 0 || stoppedEarly || last)) lastCheckpoint = await this.saveCheckpoint(state, optimizer);
         if (stoppedEarly) break;
       }
     } finally {
