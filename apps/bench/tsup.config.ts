@@ -1,6 +1,7 @@
 import { defineConfig } from 'tsup';
 
-// One self-contained file (all but `webgpu`), so it also runs on a GPU machine with no install.
+// One self-contained file (all but `webgpu`), so it also runs on a GPU machine with no install,
+// and the `peft-ts-bench` command of the published package.
 export default defineConfig({
   entry: { bench: 'src/bench.ts' },
   format: ['esm'],
@@ -9,5 +10,5 @@ export default defineConfig({
   target: 'node20',
   noExternal: [/^(?!webgpu$)/],
   external: ['webgpu'],
-  banner: { js: "import { createRequire as __peftCreateRequire } from 'node:module'; const require = __peftCreateRequire(import.meta.url);" },
+  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __peftCreateRequire } from 'node:module'; const require = __peftCreateRequire(import.meta.url);" },
 });
