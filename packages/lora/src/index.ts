@@ -12,4 +12,4 @@ export {
   type InitLoraWeights,
 } from './config/lora-config.js';
 export { LoraLinear, type LoraWeights } from './layer/lora-linear.js';
-export { LoraModel, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AddAdapterOptions } from './model/lora-model.js';
+export { LoraModel, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AddAdapterOptions, type SaveAdapterOptions } from './model/lora-model.js';

@@ -212,10 +212,15 @@ export function selectTargetModules(c: LoraConfig, linearNames: readonly string[
 
 /**
  * adapter_config.json as PEFT 0.21 writes it: every LoraConfig field, sorted keys, two-space
- * indent. Fields we do not use carry PEFT's defaults so PEFT reads the file unchanged.
+ * indent. Fields we do not use carry PEFT's defaults so PEFT reads the file unchanged. A regex
+ * string is kept; a list and 'all-linear' are written as the module names they resolved to, as
+ * PEFT does (vLLM and llama.cpp's converter read names, not 'all-linear').
  */
 export function adapterConfigJson(c: LoraConfig, targets: readonly string[]): string {
-  const shortTargets = c.target_modules === 'all-linear' || typeof c.target_modules === 'string' ? c.target_modules : [...new Set(targets.map((t) => t.slice(t.lastIndexOf('.') + 1)))];
+  const shortTargets =
+    typeof c.target_modules === 'string' && c.target_modules !== 'all-linear'
+      ? c.target_modules
+      : [...new Set(targets.map((t) => t.slice(t.lastIndexOf('.') + 1)))].sort();
   const full: Json = {
     alora_invocation_tokens: null,
     alpha_pattern: c.alpha_pattern,

@@ -88,7 +88,11 @@ describe('LoraModel', () => {
     const exp = await expectedOf('qwen2');
     const before = await tidy(() => model.forward(fromArray(rt, exp.ids, exp.shape, 'i32'))).toArray();
     const dir = await mkdtemp(join(tmpdir(), 'peft-lora-rt-'));
-    await lm.saveAdapter(dir);
+    await lm.saveAdapter(dir, { baseModelNameOrPath: 'Qwen/Qwen2-0.5B' });
+    // As PEFT writes it: the base model named, 'all-linear' resolved to the module names.
+    const saved = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(saved.base_model_name_or_path).toBe('Qwen/Qwen2-0.5B');
+    expect(saved.target_modules).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
     const model2 = await loadModel(rt, join(fixtures, 'qwen2', 'model'));
     const lm2 = new LoraModel(model2);
     await lm2.loadAdapter(dir);

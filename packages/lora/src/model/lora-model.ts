@@ -33,6 +33,16 @@ function patternAlpha(c: LoraConfig, name: string): number {
   return moduleHyperparameters(c, name).alpha;
 }
 
+export interface SaveAdapterOptions {
+  /** The adapter to save (default: the active one). */
+  adapterName?: string;
+  /**
+   * Written as `base_model_name_or_path`: the Hub id or directory of the base model, which PEFT,
+   * vLLM and merge tools load the adapter onto (default: the adapter config's own value).
+   */
+  baseModelNameOrPath?: string | null;
+}
+
 export interface AddAdapterOptions {
   /** Seed for the initial A (and B when init_lora_weights is false). Default 0. */
   seed?: number;
@@ -295,9 +305,15 @@ export class LoraModel {
     process.stdout.write(`${this.trainableParametersSummary(adapterName).line}\n`);
   }
 
-  /** Writes adapter_config.json and adapter_model.safetensors as PEFT does (atomically). */
-  async saveAdapter(dir: string, adapterName = this.activeName ?? 'default'): Promise<void> {
+  /**
+   * Writes adapter_config.json and adapter_model.safetensors as PEFT does (atomically). The second
+   * argument is the adapter's name or `{ adapterName, baseModelNameOrPath }`.
+   */
+  async saveAdapter(dir: string, adapterOrOptions: string | SaveAdapterOptions = {}): Promise<void> {
+    const options = typeof adapterOrOptions === 'string' ? { adapterName: adapterOrOptions } : adapterOrOptions;
+    const adapterName = options.adapterName ?? this.activeName ?? 'default';
     const state = this.state(adapterName);
+    const config = options.baseModelNameOrPath === undefined ? state.config : { ...state.config, base_model_name_or_path: options.baseModelNameOrPath };
     await mkdir(dir, { recursive: true });
     const params = this.trainableParameters(adapterName);
     const sources: TensorSource[] = [];
@@ -306,7 +322,7 @@ export class LoraModel {
     }
     await writeSafetensors(join(dir, ADAPTER_WEIGHTS), sources, { metadata: { format: 'pt' } });
     const tmp = join(dir, `${ADAPTER_CONFIG}.${process.pid}.tmp`);
-    await writeFile(tmp, adapterConfigJson(state.config, state.targets));
+    await writeFile(tmp, adapterConfigJson(config, state.targets));
     await rename(tmp, join(dir, ADAPTER_CONFIG));
   }
 
