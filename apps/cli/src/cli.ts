@@ -1,7 +1,7 @@
 // The peft-ts command line: parses the command and its flags, runs it, maps errors to exit codes.
-import { PeftError } from '@peft-ts/errors';
 import { formatDeviceInfo, getDevice } from '@peft-ts/tensor';
 import { out, UsageError } from './args.js';
+import { errorLine, EXIT, exitCodeFor } from './errors.js';
 import { estimate, ESTIMATE_HELP } from './commands/estimate.js';
 import { generateCommand, GENERATE_HELP } from './commands/generate.js';
 import { inspect, INSPECT_HELP } from './commands/inspect.js';
@@ -12,8 +12,7 @@ import { demo, DEMO_HELP } from './commands/demo.js';
 
 export const VERSION = '0.0.0';
 
-/** Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 bad input (file, config), 4 GPU problem, 5 memory budget. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, input: 3, device: 4, memory: 5 } as const;
+export { EXIT, exitCodeFor } from './errors.js';
 
 const HELP = `peft-ts ${VERSION}: LoRA and QLoRA fine-tuning of language models on WebGPU
 
@@ -74,16 +73,6 @@ export async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
-export function exitCodeFor(error: unknown): number {
-  if (error instanceof UsageError) return EXIT.usage;
-  if (PeftError.isInstance(error)) {
-    if (error.code === 'DEVICE') return EXIT.device;
-    if (error.code === 'OUT_OF_MEMORY_BUDGET') return EXIT.memory;
-    return EXIT.input;
-  }
-  return EXIT.failure;
-}
-
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
@@ -91,7 +80,7 @@ main(process.argv.slice(2)).then(
   (error: unknown) => {
     const code = exitCodeFor(error);
     if (code === EXIT.failure) process.stderr.write(`peft-ts: unexpected failure\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    else process.stderr.write(`${(error as Error).message.startsWith('peft-ts') ? '' : 'peft-ts: '}${(error as Error).message}\n`);
+    else process.stderr.write(`${errorLine(error)}\n`);
     process.exitCode = code;
   },
 );

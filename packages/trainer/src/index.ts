@@ -9,3 +9,6 @@ export { promptText, promptIds, encodePrompt, generateText, type PromptTemplate,
 export { runFinetune, modelLoadOptions, type FinetuneRun, type FinetuneOptions } from './finetune/run.js';
 export { createOptimizer, DEFAULT_PAGED_BUDGET, type OptimizerChoice } from './finetune/optimizer.js';
 export { checkPositionsFit, checkTokenizerFits } from './finetune/model-fit.js';
+export { preflightFinetune, listCheckpoints, clearEarlierRun, type Preflight, type PreflightOptions } from './finetune/preflight.js';
+export { PathError, withPath, errnoCode, describeErrno, removeStaleTemporaries } from './finetune/paths.js';
+export { checkInputDir, checkInputFile, checkOutputDir } from './finetune/paths.js';

@@ -1,9 +1,9 @@
 // `peft-ts demo`: the whole job on the embedded default. A tiny model and tokenizer generated
 // deterministically, QLoRA training on the shipped example dataset, evaluation before and after
 // on held-out examples, merging, and generation from the merged model.
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { formatBytes } from '@peft-ts/errors';
+import { formatBytes, PeftError } from '@peft-ts/errors';
 import { exampleDatasetPath, type Example, type Tokenizer } from '@peft-ts/data-alpaca';
 import { createRuntime, type Runtime } from '@peft-ts/tensor';
 import { loadModel, type CausalLM } from '@peft-ts/models';
@@ -24,7 +24,8 @@ Runs the whole job on a built-in default, in a few minutes even without a GPU:
 Options:
   --dir <dir>    where the model, run and merged model go (default ./peft-ts-demo)
   --steps <n>    optimizer steps (default 200)
-  --fresh        delete the run and merged model from a previous demo first
+  --fresh        delete the run and merged model from a previous demo first (without it, a
+                 directory that holds them is refused)
 `;
 
 interface Score {
@@ -84,6 +85,12 @@ export async function demo(argv: string[]): Promise<number> {
   if (values.fresh) {
     await rm(runDir, { recursive: true, force: true });
     await rm(mergedDir, { recursive: true, force: true });
+  } else {
+    // A second demo in the same place would replace the first one's run: say so instead.
+    for (const dir of [runDir, mergedDir]) {
+      const entries = await readdir(dir).catch(() => [] as string[]);
+      if (entries.length > 0) throw new PeftError('OUTPUT_EXISTS', `peft-ts demo: ${dir}: expected no earlier demo run, got one; pass --fresh to replace it (or --dir for another place)`);
+    }
   }
   out('peft-ts demo\n');
   const assets = await createDemoAssets(modelDir, { seed: 0, datasetPath: exampleDatasetPath() });

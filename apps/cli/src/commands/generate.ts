@@ -3,7 +3,7 @@ import { Tokenizer } from '@peft-ts/data-alpaca';
 import { createRuntime } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig } from '@peft-ts/models';
 import { LoraModel } from '@peft-ts/lora';
-import { checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
+import { checkInputDir, checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 
 
@@ -61,6 +61,8 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const maxNewTokens = numberFlag('generate', 'max-new-tokens', values['max-new-tokens'], { integer: true, min: 1 }) ?? 128;
   const seed = numberFlag('generate', 'seed', values.seed, { integer: true, min: 0 }) ?? 0;
   const json = values.json === true;
+  await checkInputDir(dir, 'a model directory', ['config.json', 'tokenizer.json'], '<model-dir>');
+  if (typeof values.adapter === 'string') await checkInputDir(values.adapter, 'a PEFT adapter directory', ['adapter_config.json', 'adapter_model.safetensors'], '--adapter');
   const tokenizer = await Tokenizer.fromDir(dir);
   checkTokenizerFits(tokenizer, await loadModelConfig(dir), dir);
   const rt = await createRuntime({ seed });

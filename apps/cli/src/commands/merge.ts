@@ -1,6 +1,8 @@
 // `peft-ts merge`: an adapter merged into its base checkpoint, written as a plain HF checkpoint.
 import { createRuntime } from '@peft-ts/tensor';
 import { mergeIntoCheckpoint, qloraMergeDrift } from '@peft-ts/merge';
+import { checkInputDir, checkOutputDir } from '@peft-ts/trainer';
+import { PeftError } from '@peft-ts/errors';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
 
@@ -32,6 +34,10 @@ export async function merge(argv: string[]): Promise<number> {
   const [base = '', adapter = '', outDir = ''] = requirePositionals('merge', positionals, ['<base-dir>', '<adapter-dir>', '<out-dir>'], MERGE_HELP);
   const dtype = choiceFlag('merge', 'dtype', values.dtype, ['auto', 'f32', 'f16', 'bf16'] as const) ?? 'auto';
   const shardMb = numberFlag('merge', 'max-shard-mb', values['max-shard-mb'], { min: 1 });
+  await checkInputDir(base, 'a model directory', ['config.json'], '<base-dir>');
+  await checkInputDir(adapter, 'a PEFT adapter directory', ['adapter_config.json', 'adapter_model.safetensors'], '<adapter-dir>');
+  const target = await checkOutputDir(outDir, '<out-dir>');
+  if (target.exists && values.overwrite !== true) throw new PeftError('OUTPUT_EXISTS', `<out-dir>: ${outDir}: expected a new directory, got one that exists; pass --overwrite to replace it`);
   const rt = await createRuntime();
   try {
     const bar = progressBar('merge');

@@ -1,5 +1,7 @@
 // `peft-ts quantize`: a Hugging Face checkpoint to a bitsandbytes-layout 4-bit checkpoint.
 import { quantizeCheckpoint } from '@peft-ts/nf4-quant';
+import { PeftError } from '@peft-ts/errors';
+import { checkInputDir, checkOutputDir } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
 
@@ -28,6 +30,9 @@ export async function quantize(argv: string[]): Promise<number> {
     return 0;
   }
   const [inDir = '', outDir = ''] = requirePositionals('quantize', positionals, ['<model-dir>', '<out-dir>'], QUANTIZE_HELP);
+  await checkInputDir(inDir, 'a model directory', ['config.json'], '<model-dir>');
+  const target = await checkOutputDir(outDir, '<out-dir>');
+  if (target.exists && values.overwrite !== true) throw new PeftError('OUTPUT_EXISTS', `<out-dir>: ${outDir}: expected a new directory, got one that exists; pass --overwrite to replace it`);
   const bar = progressBar('quantize');
   const result = await quantizeCheckpoint(inDir, outDir, {
     type: choiceFlag('quantize', 'type', values.type, ['nf4', 'fp4'] as const) ?? 'nf4',

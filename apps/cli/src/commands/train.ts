@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatBytes, FormatError } from '@peft-ts/errors';
 import { createRuntime } from '@peft-ts/tensor';
-import { DEFAULT_CONFIG, resolveFinetuneConfig, runFinetune } from '@peft-ts/trainer';
+import { DEFAULT_CONFIG, preflightFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig } from '@peft-ts/trainer';
 import { parse as parseYaml } from 'yaml';
 import { out, parse, UsageError } from '../args.js';
 
@@ -45,6 +45,8 @@ Run:
   --early-stopping <n>        stop after n evaluations without improvement
   --save-every <n>            checkpoint every n steps (resumable)
   --resume <dir|latest>       continue from a checkpoint
+  --overwrite                 replace an earlier run in --output (a non-empty --output is
+                              refused otherwise, unless --resume continues it)
   --seed <n>
 `;
 
@@ -83,6 +85,7 @@ const FLAGS = {
   'early-stopping': { type: 'string' },
   'save-every': { type: 'string' },
   resume: { type: 'string' },
+  overwrite: { type: 'boolean' },
   seed: { type: 'string' },
 } as const;
 
@@ -115,8 +118,15 @@ const MAP: Record<string, [string, 'num' | 'str' | 'bool']> = {
   'early-stopping': ['earlyStoppingPatience', 'num'],
   'save-every': ['saveEvery', 'num'],
   resume: ['resume', 'str'],
+  overwrite: ['overwrite', 'bool'],
   seed: ['seed', 'num'],
 };
+
+/** A configuration key as the user spells it on the command line. */
+export function flagName(key: keyof FinetuneConfig): string {
+  const flag = Object.entries(MAP).find(([, [k]]) => k === key)?.[0];
+  return flag ? `--${flag}` : key;
+}
 
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   let text: string;
@@ -161,9 +171,11 @@ export async function train(argv: string[]): Promise<number> {
   if (values['no-gradient-checkpointing']) raw.gradientCheckpointing = false;
   if (values['f16-activations']) raw.activationDtype = 'f16';
   const config = resolveFinetuneConfig(raw, source);
+  // Paths first: a missing model or data file, an unusable output, no checkpoint to resume.
+  await preflightFinetune(config, { name: flagName });
   const rt = await createRuntime({ seed: config.seed });
   try {
-    const run = await runFinetune(rt, config);
+    const run = await runFinetune(rt, config, { names: flagName });
     const s = run.summary;
     out(`\ntrained ${s.steps} steps in ${s.seconds.toFixed(1)} s (${s.tokens.toLocaleString('en-US')} tokens, ${(s.tokens / Math.max(s.seconds, 1e-9)).toFixed(0)} tok/s)`);
     out(`final loss ${s.finalLoss?.toFixed(4) ?? 'n/a'}${s.bestValLoss !== null ? `; best validation loss ${s.bestValLoss.toFixed(4)} at step ${s.bestStep}` : ''}${s.stoppedEarly ? ' (stopped early)' : ''}`);

@@ -40,6 +40,8 @@ export interface FinetuneConfig {
   earlyStoppingPatience: number | null;
   saveEvery: number | null;
   resume: string | null;
+  /** Replace an earlier run's files in a non-empty output directory (else such a directory is refused). */
+  overwrite: boolean;
   seed: number;
   gradientCheckpointing: boolean;
   /** Storage of the residual stream between layers: 'f16' halves the activations checkpointing keeps. */
@@ -78,6 +80,7 @@ export const DEFAULT_CONFIG: Omit<FinetuneConfig, 'model' | 'data'> = {
   earlyStoppingPatience: null,
   saveEvery: null,
   resume: null,
+  overwrite: false,
   seed: 42,
   gradientCheckpointing: true,
   activationDtype: 'f32',
@@ -125,6 +128,7 @@ const RULES: Record<keyof FinetuneConfig, [Check, string]> = {
   earlyStoppingPatience: [nullable(int(1)), 'an integer >= 1 or null'],
   saveEvery: [nullable(int(1)), 'an integer >= 1 or null'],
   resume: [nullable(str), 'a checkpoint directory, "latest", or null'],
+  overwrite: [bool, 'true or false'],
   seed: [int(0), 'an integer >= 0'],
   gradientCheckpointing: [bool, 'true or false'],
   activationDtype: [oneOf('f32', 'f16'), '"f32" or "f16"'],

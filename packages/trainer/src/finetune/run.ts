@@ -10,6 +10,7 @@ import { LoraModel } from '@peft-ts/lora';
 import { bnb4bitLinearHook, nf4LinearHook } from '@peft-ts/nf4-quant/gpu';
 import { createOptimizer } from './optimizer.js';
 import { checkPositionsFit, checkTokenizerFits } from './model-fit.js';
+import { clearEarlierRun, preflightFinetune, type PreflightOptions } from './preflight.js';
 import { Trainer } from '../train/trainer.js';
 import type { BatchSource, TrainerCallbacks, TrainSummary } from '../train/types.js';
 import type { ProgressStream } from '../observe/progress.js';
@@ -31,6 +32,8 @@ export interface FinetuneOptions {
   log?: (line: string) => void;
   progress?: ProgressStream | false;
   callbacks?: TrainerCallbacks;
+  /** How configuration keys are named in path errors (e.g. as command-line flags). */
+  names?: PreflightOptions['name'];
   /** Called after the model and adapter exist, before training (e.g. for an evaluation before). */
   beforeTrain?: (ctx: { model: CausalLM; lora: LoraModel; tokenizer: Tokenizer; validation: TokenizedExample[]; validationExamples: Example[] }) => Promise<void>;
 }
@@ -51,6 +54,7 @@ function source(it: BatchIterator): BatchSource {
 export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: FinetuneOptions = {}): Promise<FinetuneRun> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   rt.manualSeed(config.seed);
+  const preflight = await preflightFinetune(config, options.names ? { name: options.names } : {});
   const tokenizer = await Tokenizer.fromDir(config.model);
   const modelConfig = await loadModelConfig(config.model);
   checkTokenizerFits(tokenizer, modelConfig, config.model);
@@ -73,6 +77,11 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
   const longest = config.pack ? config.maxLength : examples.reduce((m, e) => Math.max(m, e.length), 0);
   const positionWarning = checkPositionsFit(modelConfig, config.model, longest, config.maxLength);
   if (positionWarning) log(`model: warning: ${positionWarning}`);
+
+  if (preflight.outputNonEmpty && config.overwrite && preflight.resumeDir === null) {
+    const removed = await clearEarlierRun(config.output);
+    if (removed.length > 0) log(`output: replaced the earlier run in ${config.output} (${removed.join(', ')})`);
+  }
 
   const loadOptions = await modelLoadOptions(config.model, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant });
   const model = await loadModel(rt, config.model, loadOptions);
@@ -113,7 +122,7 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
     ...(config.evalEvery !== null && valIt ? { evalEvery: config.evalEvery, evalOnStart: true } : {}),
     ...(config.earlyStoppingPatience !== null ? { earlyStoppingPatience: config.earlyStoppingPatience } : {}),
     ...(config.saveEvery !== null ? { saveEvery: config.saveEvery } : {}),
-    ...(config.resume !== null ? { resumeFrom: config.resume } : {}),
+    ...(preflight.resumeDir !== null ? { resumeFrom: preflight.resumeDir } : {}),
     gradientCheckpointing: config.gradientCheckpointing,
     ...(options.callbacks ? { callbacks: options.callbacks } : {}),
     ...(options.progress !== undefined ? { progress: options.progress } : {}),

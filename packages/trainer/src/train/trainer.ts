@@ -8,6 +8,7 @@ import { writeDirAtomically } from '@peft-ts/safetensors';
 import { add, backward, causalLmLoss, fromArray, noGrad, tidy, type Tensor } from '@peft-ts/tensor';
 import type { CausalLM } from '@peft-ts/models';
 import type { LoraModel } from '@peft-ts/lora';
+import { removeStaleTemporaries, withPath } from '../finetune/paths.js';
 import { learningRate, validateSchedule, type ScheduleOptions, type ScheduleType } from '../schedule/schedule.js';
 import { lossCurveSvg, type CurvePoint } from '../observe/loss-svg.js';
 import { Progress, type ProgressStream } from '../observe/progress.js';
@@ -219,11 +220,13 @@ export class Trainer {
 
   private async saveCheckpoint(state: TrainerState, optimizer: TrainOptimizer): Promise<string> {
     const dir = join(this.o.outputDir, `checkpoint-${state.step}`);
-    await writeDirAtomically(dir, true, async (tmp) => {
-      await this.o.lora.saveAdapter(tmp);
-      await optimizer.saveState(join(tmp, 'optimizer'));
-      await writeFile(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
-    });
+    await withPath(dir, 'a checkpoint directory written in full', () =>
+      writeDirAtomically(dir, true, async (tmp) => {
+        await this.o.lora.saveAdapter(tmp);
+        await optimizer.saveState(join(tmp, 'optimizer'));
+        await writeFile(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+      }),
+    );
     const keep = this.o.keepCheckpoints ?? 2;
     const entries = await readdir(this.o.outputDir);
     const old = entries
@@ -238,8 +241,14 @@ export class Trainer {
 
   private async writeAtomic(path: string, text: string): Promise<void> {
     const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, text);
-    await rename(tmp, path);
+    await withPath(path, 'a file written in full', async () => {
+      await writeFile(tmp, text);
+      await rename(tmp, path);
+    });
+  }
+
+  private async appendLine(path: string, record: object): Promise<void> {
+    await withPath(path, 'a file that can be appended to', () => appendFile(path, `${JSON.stringify(record)}\n`));
   }
 
   private async writeCurve(state: TrainerState): Promise<void> {
@@ -249,7 +258,9 @@ export class Trainer {
   async train(): Promise<TrainSummary> {
     const o = this.o;
     const rt = o.model.rt;
-    await mkdir(o.outputDir, { recursive: true });
+    await withPath(o.outputDir, 'an output directory that can be created', () => mkdir(o.outputDir, { recursive: true }));
+    // What a killed run left half-written (temporaries of atomic writes) is of no use to anyone.
+    await removeStaleTemporaries(o.outputDir);
     if (o.gradientCheckpointing) o.model.setGradientCheckpointing(true);
     let state: TrainerState = {
       version: 1,
@@ -303,7 +314,7 @@ export class Trainer {
       const valLoss = await this.evaluate();
       state.valCurve.push({ step: 0, value: valLoss });
       const evalLog: EvalLog = { step: 0, valLoss, perplexity: Math.exp(valLoss), best: false };
-      await appendFile(metricsPath, `${JSON.stringify({ type: 'eval', ...evalLog })}\n`);
+      await this.appendLine(metricsPath, { type: 'eval', ...evalLog });
       progress?.log(`step 0: validation loss ${valLoss.toFixed(4)} (perplexity ${evalLog.perplexity.toFixed(2)}) before training`);
       await o.callbacks?.onEvaluate?.(evalLog);
     }
@@ -356,7 +367,7 @@ export class Trainer {
           tokensPerSecond: (state.tokens - baseTokens) / Math.max(1e-9, (performance.now() - started) / 1000),
           elapsedSeconds: state.seconds,
         };
-        await appendFile(metricsPath, `${JSON.stringify({ type: 'train', ...log })}\n`);
+        await this.appendLine(metricsPath, { type: 'train', ...log });
         progress?.update(state.step, { loss: loss.toFixed(4), lr: lr.toExponential(2) }, state.tokens - baseTokens);
         if ((await o.callbacks?.onStepEnd?.(log)) === 'stop') stoppedEarly = true;
 
@@ -368,11 +379,12 @@ export class Trainer {
             state.bestValLoss = valLoss;
             state.bestStep = state.step;
             state.evalsWithoutImprovement = 0;
-            await writeDirAtomically(join(o.outputDir, 'best-adapter'), true, (tmp) => o.lora.saveAdapter(tmp));
+            const best = join(o.outputDir, 'best-adapter');
+            await withPath(best, 'an adapter directory written in full', () => writeDirAtomically(best, true, (tmp) => o.lora.saveAdapter(tmp)));
           } else state.evalsWithoutImprovement += 1;
           state.valCurve.push({ step: state.step, value: valLoss });
           const evalLog: EvalLog = { step: state.step, valLoss, perplexity: Math.exp(valLoss), best: improved };
-          await appendFile(metricsPath, `${JSON.stringify({ type: 'eval', ...evalLog })}\n`);
+          await this.appendLine(metricsPath, { type: 'eval', ...evalLog });
           progress?.log(`step ${state.step}: validation loss ${valLoss.toFixed(4)} (perplexity ${evalLog.perplexity.toFixed(2)})${improved ? ', best so far' : ''}`);
           await this.writeCurve(state);
           if ((await o.callbacks?.onEvaluate?.(evalLog)) === 'stop') stoppedEarly = true;
@@ -388,7 +400,7 @@ export class Trainer {
       progress?.finish();
     }
     const adapterDir = join(o.outputDir, 'adapter');
-    await writeDirAtomically(adapterDir, true, (tmp) => o.lora.saveAdapter(tmp));
+    await withPath(adapterDir, 'an adapter directory written in full', () => writeDirAtomically(adapterDir, true, (tmp) => o.lora.saveAdapter(tmp)));
     await this.writeCurve(state);
     optimizer.dispose();
     const summary: TrainSummary = {
