@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BatchIterator, loadDataset, splitDataset, Tokenizer, tokenizeExamples, type Example, type TokenizedExample } from '@peft-ts/data-alpaca';
+import { BatchIterator, IGNORE_INDEX, loadDataset, splitDataset, Tokenizer, tokenizeExamples, type Example, type TokenizedExample } from '@peft-ts/data-alpaca';
+import { FormatError } from '@peft-ts/errors';
 import { type Runtime, type Tensor } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig, type CausalLM, type LoadModelOptions } from '@peft-ts/models';
 import { LoraModel } from '@peft-ts/lora';
@@ -47,6 +48,11 @@ export async function modelLoadOptions(dir: string, qlora: boolean, quant: { typ
   return {};
 }
 
+/** Whether a label survives the causal shift (position 0 is never predicted). */
+function hasTrainedToken(e: TokenizedExample | undefined): boolean {
+  return e !== undefined && e.labels.some((l, t) => t > 0 && l !== IGNORE_INDEX);
+}
+
 function source(it: BatchIterator): BatchSource {
   return { numBatches: (e) => it.numBatches(e), batchAt: (e, i) => it.batchAt(e, i) };
 }
@@ -64,15 +70,29 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
     ...(template ? { template } : {}),
     trainOn: config.trainOn,
     maxLength: config.maxLength,
-    onWarning: (w) => log(`data: ${w.message}`),
+    // Examples with nothing to learn from are dropped below, with their own line.
+    onWarning: (w) => (w.code === 'no-trained-tokens' ? undefined : log(`data: ${w.message}`)),
   });
+  // An example with no trained token (after the causal shift) adds nothing to the loss, yet
+  // would cost an optimizer and a schedule step: drop it, counted; with none left, stop.
+  const usable = examples.map((_, i) => i).filter((i) => hasTrainedToken(examples[i]));
+  const dropped = examples.length - usable.length;
+  if (dropped > 0) {
+    const first = examples.find((e) => !hasTrainedToken(e))?.source;
+    const where = first ? ` (first: ${first.file}:${first.line})` : '';
+    const why = `no trained token left after truncation to maxLength ${config.maxLength}${config.trainOn === 'response' ? ' (only response tokens are trained)' : ''}`;
+    if (usable.length === 0) {
+      throw new FormatError({ file: config.data, field: 'records', expected: `at least one example with a trained token within maxLength ${config.maxLength} (raise maxLength or shorten the prompts)`, got: `all ${examples.length} examples have ${why}${where}` });
+    }
+    log(`data: warning: dropped ${dropped} of ${examples.length} examples with ${why}${where}`);
+  }
   // Split indices, so the tokenized examples and the records they came from stay paired.
-  const indices = examples.map((_, i) => i);
+  const indices = usable;
   const parts = config.validationSplit > 0 ? splitDataset(indices, { fraction: config.validationSplit, seed: config.seed }) : { train: indices, validation: [] };
   const pick = <T>(items: readonly T[], at: readonly number[]): T[] => at.map((i) => items[i]).filter((x): x is T => x !== undefined);
   const split = { train: pick(examples, parts.train), validation: pick(examples, parts.validation) };
   const validationExamples = pick(ds.examples, parts.validation);
-  log(`data: ${ds.examples.length} examples from ${config.data} (${ds.format}): ${split.train.length} train, ${split.validation.length} validation`);
+  log(`data: ${ds.examples.length} examples from ${config.data} (${ds.format})${dropped > 0 ? `, ${dropped} dropped` : ''}: ${split.train.length} train, ${split.validation.length} validation`);
 
   const longest = config.pack ? config.maxLength : examples.reduce((m, e) => Math.max(m, e.length), 0);
   const positionWarning = checkPositionsFit(modelConfig, config.model, longest, config.maxLength);
