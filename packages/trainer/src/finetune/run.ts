@@ -50,7 +50,7 @@ export async function modelLoadOptions(dir: string, qlora: boolean, quant: { typ
 
 /** Whether a label survives the causal shift (position 0 is never predicted). */
 function hasTrainedToken(e: TokenizedExample | undefined): boolean {
-  return e !== undefined && e.labels.some((l, t) => t > 0 && l !== IGNORE_INDEX);
+  return e?.labels.some((l, t) => t > 0 && l !== IGNORE_INDEX) ?? false;
 }
 
 function source(it: BatchIterator): BatchSource {
