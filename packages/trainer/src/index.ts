@@ -12,3 +12,4 @@ export { checkPositionsFit, checkTokenizerFits } from './finetune/model-fit.js';
 export { preflightFinetune, listCheckpoints, clearEarlierRun, type Preflight, type PreflightOptions } from './finetune/preflight.js';
 export { PathError, withPath, errnoCode, describeErrno, removeStaleTemporaries } from './finetune/paths.js';
 export { checkInputDir, checkInputFile, checkOutputDir } from './finetune/paths.js';
+export { runIdentity, identityDifferences, checkResumeIdentity, modelFingerprint, type RunIdentity } from './finetune/identity.js';

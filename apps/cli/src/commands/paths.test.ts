@@ -14,7 +14,7 @@ import { merge } from './merge.js';
 import { train } from './train.js';
 import { alpacaJsonl, FIXTURES, LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
 
-const QUICK = ['--lora', '--batch-size', '1', '--grad-accum', '1', '--validation-split', '0', '--optimizer', 'adamw', '--max-length', '32'];
+const QUICK = ['--lora', '--batch-size', '1', '--grad-accum', '1', '--validation-split', '0', '--optimizer', 'adamw', '--max-length', '64'];
 
 function quiet(): void {
   vi.spyOn(process.stderr, 'write').mockImplementation(() => true);

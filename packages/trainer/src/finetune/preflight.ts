@@ -5,6 +5,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeftError } from '@peft-ts/errors';
 import type { FinetuneConfig } from './config.js';
+import { checkResumeIdentity, runIdentity, savedIdentity, type RunIdentity } from './identity.js';
 import { checkInputDir, checkInputFile, checkOutputDir, entriesOf, PathError } from './paths.js';
 
 export interface PreflightOptions {
@@ -15,8 +16,12 @@ export interface PreflightOptions {
 export interface Preflight {
   /** The checkpoint directory a resume starts from, or null. */
   resumeDir: string | null;
+  /** The step of that checkpoint (0 without one). */
+  resumeStep: number;
   /** Whether the output directory holds files from before. */
   outputNonEmpty: boolean;
+  /** What defines this run, stored in its checkpoints. */
+  identity: RunIdentity;
 }
 
 /** Checkpoint directories (`checkpoint-<step>` with a trainer_state.json) under a run's output, newest first. */
@@ -50,7 +55,14 @@ export async function preflightFinetune(config: FinetuneConfig, options: Preflig
       `${name('output')}: ${config.output}: expected an empty or new directory, got one with files of an earlier run; pass ${name('overwrite')} to replace that run or ${name('resume')} latest to continue it`,
     );
   }
-  return { resumeDir, outputNonEmpty: out.nonEmpty };
+  const identity = await runIdentity(config);
+  let resumeStep = 0;
+  if (resumeDir !== null) {
+    const saved = await savedIdentity(resumeDir);
+    checkResumeIdentity(resumeDir, saved.run, identity);
+    resumeStep = saved.step;
+  }
+  return { resumeDir, resumeStep, outputNonEmpty: out.nonEmpty, identity };
 }
 
 /** What a run writes into its output directory; replacing a run removes these and nothing else. */

@@ -143,11 +143,13 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
     ...(config.earlyStoppingPatience !== null ? { earlyStoppingPatience: config.earlyStoppingPatience } : {}),
     ...(config.saveEvery !== null ? { saveEvery: config.saveEvery } : {}),
     ...(preflight.resumeDir !== null ? { resumeFrom: preflight.resumeDir } : {}),
+    runIdentity: preflight.identity,
     gradientCheckpointing: config.gradientCheckpointing,
     ...(options.callbacks ? { callbacks: options.callbacks } : {}),
     ...(options.progress !== undefined ? { progress: options.progress } : {}),
   });
   log(`train: ${trainer.steps} optimizer steps (batch ${config.batchSize} x accumulation ${config.gradientAccumulation}), ${config.optimizer}, lr ${config.lr} ${config.schedule}`);
+  if (preflight.resumeDir !== null) log(`resume: continuing from ${preflight.resumeDir} (step ${preflight.resumeStep} of ${trainer.steps})`);
   const summary = await trainer.train();
   return { summary, model, lora, tokenizer, train: split.train, validation: split.validation, validationExamples };
 }

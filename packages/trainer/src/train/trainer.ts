@@ -9,6 +9,7 @@ import { add, backward, causalLmLoss, fromArray, noGrad, tidy, type Tensor } fro
 import type { CausalLM } from '@peft-ts/models';
 import type { LoraModel } from '@peft-ts/lora';
 import { removeStaleTemporaries, withPath } from '../finetune/paths.js';
+import { checkResumeIdentity, type RunIdentity } from '../finetune/identity.js';
 import { learningRate, validateSchedule, type ScheduleOptions, type ScheduleType } from '../schedule/schedule.js';
 import { lossCurveSvg, type CurvePoint } from '../observe/loss-svg.js';
 import { Progress, type ProgressStream } from '../observe/progress.js';
@@ -43,6 +44,11 @@ export interface TrainerOptions {
   keepCheckpoints?: number;
   /** Resume from this checkpoint directory, or 'latest' for the newest under outputDir. */
   resumeFrom?: string;
+  /**
+   * What defines this run (model and data fingerprints, adapter shape, batching): stored in each
+   * checkpoint, and a resume from a checkpoint that stored a different one is refused.
+   */
+  runIdentity?: RunIdentity;
   gradientCheckpointing?: boolean;
   callbacks?: TrainerCallbacks;
   progress?: ProgressStream | false;
@@ -68,6 +74,7 @@ interface TrainerState {
   seconds: number;
   trainCurve: CurvePoint[];
   valCurve: CurvePoint[];
+  run?: RunIdentity;
 }
 
 const STATE_FILE = 'trainer_state.json';
@@ -275,11 +282,13 @@ export class Trainer {
       seconds: 0,
       trainCurve: [],
       valCurve: [],
+      ...(o.runIdentity ? { run: o.runIdentity } : {}),
     };
     const resumeDir = o.resumeFrom === 'latest' ? await this.latestCheckpoint() : (o.resumeFrom ?? null);
-    if (o.resumeFrom && o.resumeFrom !== 'latest' && !resumeDir) fail('resumeFrom', 'a checkpoint directory', o.resumeFrom);
+    if (o.resumeFrom && !resumeDir) fail('resumeFrom', o.resumeFrom === 'latest' ? `a checkpoint under ${o.outputDir}` : 'a checkpoint directory', o.resumeFrom === 'latest' ? 'none' : o.resumeFrom);
     if (resumeDir) {
       state = JSON.parse(await readFile(join(resumeDir, STATE_FILE), 'utf8')) as TrainerState;
+      if (o.runIdentity) checkResumeIdentity(resumeDir, state.run, o.runIdentity);
       await o.lora.loadAdapter(resumeDir, o.lora.activeAdapter ?? 'default');
       rt.rngSeed = state.rng.seed;
       rt.rngOffset = state.rng.offset;
