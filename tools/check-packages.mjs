@@ -198,7 +198,9 @@ async function main() {
     await step('publint (strict, suggestions included)', async () => {
       const problems = [];
       for (const m of byName.values()) {
-        const { messages, pkg } = await publint({ pack: { tarball: (await readFile(m.tarball)).buffer }, level: 'suggestion', strict: true });
+        const bytes = await readFile(m.tarball);
+        const tarball = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+        const { messages, pkg } = await publint({ pack: { tarball }, level: 'suggestion', strict: true });
         for (const msg of messages) problems.push(`${m.pkg.name}: [${msg.type}] ${formatMessage(msg, pkg)}`);
       }
       check(problems.length === 0, `publint:\n${problems.join('\n')}`);
