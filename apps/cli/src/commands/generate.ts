@@ -68,7 +68,12 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const rt = await createRuntime({ seed });
   try {
     const model = await loadModel(rt, dir, await modelLoadOptions(dir, values.qlora === true));
-    if (typeof values.adapter === 'string') await new LoraModel(model).loadAdapter(values.adapter);
+    if (typeof values.adapter === 'string') {
+      const lora = new LoraModel(model);
+      await lora.loadAdapter(values.adapter);
+      // Inference: LoRA dropout off, as PEFT's model.eval().
+      lora.train(false);
+    }
     const prompt = promptIds(tokenizer, template, values.prompt, typeof values.input === 'string' ? values.input : '');
     const sampling = temperature !== undefined && temperature > 0;
     const r = await generateText(model, tokenizer, prompt, {

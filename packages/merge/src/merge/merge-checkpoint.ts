@@ -90,7 +90,8 @@ async function openBase(baseDir: string, quantized: boolean): Promise<{ reader: 
   const computeDtype: FloatDType = { float16: 'F16', float32: 'F32', bfloat16: 'BF16' }[bnb.quantizationConfig.computeDType] as FloatDType;
   return {
     reader: {
-      names: () => bnb.tensorNames(),
+      // Every weight: the 4-bit ones (dequantized below) as well as those stored as they are.
+      names: () => [...bnb.quantizedNames(), ...bnb.tensorNames()].sort(),
       dtype: (n) => (bnb.isQuantized(n) ? computeDtype : bnb.info(n).dtype),
       shape: async (n) => (bnb.isQuantized(n) ? [...(await bnb.readQuantized(n)).shape] : bnb.info(n).shape),
       readF32: async (n) => (bnb.isQuantized(n) ? dequantize(await bnb.readQuantized(n)) : toF32(await bnb.read(n))),
