@@ -62,7 +62,7 @@ export class Pager {
         const bytes = this.usedBytes(job);
         this.rt.copy({ buffer: whole.buffer, offset: whole.offset, size: bytes }, { buffer: readback, offset: 0, size: bytes }, bytes);
         this.rt.flush();
-        inFlight.push({ job, readback, bytes, mapped: readback.mapAsync(GPUMapMode.READ, 0, bytes) });
+        inFlight.push({ job, readback, bytes, mapped: this.rt.mapAsync(readback, GPUMapMode.READ, 0, bytes) });
         // Chunk k now computes on the GPU while chunk k-1 lands on the host.
         if (inFlight.length > 1) await this.land(inFlight.shift());
       }

@@ -1,7 +1,7 @@
 // The runtime owns the device, the buffer pool, the pipeline cache and the command encoder that
 // ops record into. Work is submitted at sync points (readback, flush), not once per op.
 import { DeviceError, UnsupportedError } from '@peft-ts/errors';
-import type { Gpu } from '../device/device.js';
+import { waitQuietly, type Gpu } from '../device/device.js';
 import { kernelKey, type KernelSpec, type UniformField } from './kernel.js';
 import { BufferPool, type MemoryStats } from './memory.js';
 
@@ -47,6 +47,8 @@ export class Runtime {
   /** Dispatch count since creation, for tests and benchmarks. */
   totalDispatches = 0;
   totalSubmits = 0;
+  /** Host readbacks (buffer maps) since creation: each one waits for the GPU. */
+  totalReadbacks = 0;
 
   constructor(gpu: Gpu) {
     this.gpu = gpu;
@@ -238,6 +240,15 @@ export class Runtime {
     await this.gpu.sync();
   }
 
+  /**
+   * Maps a buffer for host access, like `buffer.mapAsync`, without keeping a CPU core busy while
+   * the GPU finishes the work before it.
+   */
+  mapAsync(buffer: GPUBuffer, mode: number, offset?: number, size?: number): Promise<void> {
+    this.totalReadbacks += 1;
+    return waitQuietly(() => buffer.mapAsync(mode, offset, size));
+  }
+
   /** Reads `size` bytes of a buffer region back to the host (a sync point). */
   async readBytes(src: BufferBinding, size: number): Promise<ArrayBuffer> {
     const padded = Math.ceil(size / 4) * 4;
@@ -245,7 +256,7 @@ export class Runtime {
     if (padded > 0) this.copy(src, { buffer: staging, offset: 0, size: padded }, padded);
     this.flush();
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await this.mapAsync(staging, GPUMapMode.READ);
     } catch (cause) {
       this.gpu.throwIfFailed();
       throw new DeviceError(`reading a GPU buffer back failed: ${String(cause)}`, { cause });

@@ -28,7 +28,10 @@ export interface DeviceInfo {
   description: string;
   vendor: string;
   architecture: string;
-  /** True for a software adapter such as Mesa's lavapipe. */
+  /**
+   * True for a software adapter such as Mesa's lavapipe: what the adapter reports as
+   * `isFallbackAdapter`, or, where an implementation does not report it, its description.
+   */
   isSoftware: boolean;
   features: string[];
   limits: {
@@ -53,6 +56,51 @@ export interface DeviceOptions {
   disableFeatures?: readonly string[];
   /** Extra Dawn toggles, added to DAWN_TOGGLES. */
   extraToggles?: readonly string[];
+}
+
+// Dawn's Node bindings resolve GPU promises (mapAsync, onSubmittedWorkDone) from a tick that
+// re-arms itself with the global setImmediate for as long as any of them is pending: a busy
+// loop that takes a whole core. On a software adapter that core is one the GPU work runs on.
+// While we wait, Dawn's native tick callbacks are deferred by a timer after a short spin, so the
+// wait polls about once a millisecond instead; every other setImmediate caller is untouched.
+const SPIN_MS = 0.5;
+let quietDepth = 0;
+let quietSince = 0;
+let plainSetImmediate: typeof setImmediate | null = null;
+function isNativeCallback(fn: unknown): boolean {
+  return typeof fn === 'function' && Function.prototype.toString.call(fn).endsWith('{ [native code] }');
+}
+
+function quietSetImmediate(this: unknown, callback: (...args: unknown[]) => void, ...args: unknown[]): unknown {
+  const plain = plainSetImmediate ?? setImmediate;
+  if (isNativeCallback(callback) && performance.now() - quietSince > SPIN_MS) return setTimeout(callback, 1, ...args);
+  return plain(callback, ...args);
+}
+
+/**
+ * Waits for a GPU promise without spinning a core: `start` begins the asynchronous operation
+ * (mapAsync, onSubmittedWorkDone) and the returned promise settles with it.
+ */
+export function waitQuietly<T>(start: () => Promise<T>): Promise<T> {
+  if (quietDepth++ === 0) {
+    plainSetImmediate = globalThis.setImmediate;
+    quietSince = performance.now();
+    globalThis.setImmediate = quietSetImmediate as unknown as typeof setImmediate;
+  }
+  const leave = (): void => {
+    if (--quietDepth === 0 && plainSetImmediate) {
+      globalThis.setImmediate = plainSetImmediate;
+      plainSetImmediate = null;
+    }
+  };
+  let pending: Promise<T>;
+  try {
+    pending = start();
+  } catch (error) {
+    leave();
+    throw error;
+  }
+  return pending.finally(leave);
 }
 
 /** A WebGPU device with what we learned about its adapter, and error plumbing. */
@@ -102,7 +150,7 @@ export class Gpu {
 
   /** Waits until all submitted work has finished, then surfaces any GPU error. */
   async sync(): Promise<void> {
-    await this.queue.onSubmittedWorkDone();
+    await waitQuietly(() => this.queue.onSubmittedWorkDone());
     this.throwIfFailed();
   }
 
@@ -188,7 +236,9 @@ export async function getDevice(options: DeviceOptions = {}): Promise<Gpu> {
     description: ai.description || `${ai.vendor} ${ai.architecture} ${ai.device}`.trim(),
     vendor: ai.vendor,
     architecture: ai.architecture,
-    isSoftware: /llvmpipe|lavapipe|swiftshader|software/i.test(`${ai.description} ${ai.device} ${ai.architecture}`),
+    isSoftware:
+      (ai as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+      /llvmpipe|lavapipe|swiftshader|software/i.test(`${ai.description} ${ai.device} ${ai.architecture}`),
     features: [...device.features].sort(),
     limits: {
       maxStorageBufferBindingSize: dl.maxStorageBufferBindingSize,
