@@ -423,6 +423,89 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   };
 }
 
+// ---- kernel 2b: subgroup broadcast (CPU-style adapters) ------------------------------------
+
+/** Output rows x columns-per-lane of the subgroup-broadcast kernel; lanes = the fixed subgroup size. */
+export interface BroadcastTile {
+  rm: number;
+  rn: number;
+  lanes: number;
+}
+
+/** 16 rows x 2 columns per lane: the fewest loads per product that still fits the registers. */
+export const BROADCAST_TILE: Omit<BroadcastTile, 'lanes'> = { rm: 16, rn: 2 };
+
+/**
+ * For adapters that run invocations as SIMD lanes of a CPU (a software Vulkan driver): there,
+ * every storage-buffer load is issued lane by lane and workgroup memory is no faster than any
+ * other, so what counts is how many loads each product needs. One workgroup is one subgroup of
+ * `lanes` invocations that owns rm rows x (rn * lanes) columns of C. Per step of `lanes` values
+ * of k, each lane loads one element of each of the rm rows of A (all different) and the
+ * subgroup broadcasts them lane by lane, so A costs rm loads instead of rm * lanes; each lane
+ * loads its own rn columns of B. Every output still sums k in order with fma, as the other
+ * kernels do. The last partial step of k reads zeros past K.
+ */
+export function broadcastGemmSpec(variant: GemmVariant, t: BroadcastTile): KernelSpec {
+  const v: GemmVariant = { ...variant, a: { ...variant.a, vec: false }, b: { ...variant.b, vec: false }, outVec: false };
+  const S = t.lanes;
+  const aAt = (m: string, k: string): string => scalarLoad('A', v.a.dtype, v.f16, v.a.trans ? `aBase + (${k}) * u.lda + ${m}` : `aBase + (${m}) * u.lda + ${k}`, 'f32');
+  const bAt = (k: string, n: string): string => scalarLoad('B', v.b.dtype, v.f16, v.b.trans ? `bBase + (${n}) * u.ldb + ${k}` : `bBase + (${k}) * u.ldb + ${n}`, 'f32');
+  const step = (guarded: boolean): string => {
+    const lines: string[] = [];
+    // Rows past M and columns past N read clamped indices; only their own (unstored) outputs see them.
+    for (let r = 0; r < t.rm; r++) {
+      const load = aAt(`min(m0 + ${r}u, u.M - 1u)`, guarded ? 'min(k0 + lane, u.K - 1u)' : 'k0 + lane');
+      lines.push(`let a${r} = ${guarded ? `select(0.0, ${load}, k0 + lane < u.K)` : load};`);
+    }
+    for (let kk = 0; kk < S; kk++) {
+      for (let c = 0; c < t.rn; c++) {
+        const load = bAt(guarded ? `min(k0 + ${kk}u, u.K - 1u)` : `k0 + ${kk}u`, `nc${c}`);
+        lines.push(`let b${kk}_${c} = ${guarded ? `select(0.0, ${load}, k0 + ${kk}u < u.K)` : load};`);
+      }
+    }
+    for (let kk = 0; kk < S; kk++) {
+      for (let r = 0; r < t.rm; r++) {
+        lines.push(`{ let av = subgroupBroadcast(a${r}, ${kk}u); ${Array.from({ length: t.rn }, (_, c) => `c${r}_${c} = fma(av, b${kk}_${c}, c${r}_${c});`).join(' ')} }`);
+      }
+    }
+    return lines.join('\n    ');
+  };
+  const accDecls: string[] = [];
+  for (let r = 0; r < t.rm; r++) for (let c = 0; c < t.rn; c++) accDecls.push(`var c${r}_${c} = 0.0;`);
+  const cols = Array.from({ length: t.rn }, (_, c) => `let nc${c} = min(n0 + ${c * S}u, u.N - 1u);`);
+  const stores: string[] = [];
+  for (let c = 0; c < t.rn; c++) {
+    const n = `n0 + ${c * S}u`;
+    stores.push(`if (${n} < u.N) { let bias${c} = ${biasValue(v, n)}; ${Array.from({ length: t.rm }, (_, r) => `if (m0 + ${r}u < u.M) { ${storeScalar(v, `cBase + (m0 + ${r}u) * u.ldc + ${n}`, `c${r}_${c} + bias${c}`)} }`).join(' ')} }`);
+  }
+  return {
+    name: 'matmul_broadcast',
+    variant: `${variantKey(v)}.${t.rm}x${t.rn}x${S}`,
+    bindings: bindingList(v),
+    uniforms: GEMM_UNIFORMS,
+    features: ['subgroups', ...(v.f16 || v.out === 'f16' ? ['shader-f16'] : [])],
+    wgsl: /* wgsl */ `${header(v, 'enable subgroups;\n')}
+${declarations(v)}
+@compute @workgroup_size(${S})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  let m0 = wid.y * ${t.rm}u;
+  let n0 = wid.x * ${t.rn * S}u + lane;
+  ${batchDecode()}
+  ${cols.join('\n  ')}
+  ${accDecls.join('\n  ')}
+  let kFull = u.K - u.K % ${S}u;
+  for (var k0 = 0u; k0 < kFull; k0 += ${S}u) {
+    ${step(false)}
+  }
+  if (kFull < u.K) {
+    let k0 = kFull;
+    ${step(true)}
+  }
+  ${stores.join('\n  ')}
+}`,
+  };
+}
+
 // ---- kernel 3: subgroup matrices ------------------------------------------------------------
 
 /** A cooperative-matrix shape the kernel uses (one of the adapter's subgroupMatrixConfigs). */

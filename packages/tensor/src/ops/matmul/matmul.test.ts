@@ -96,7 +96,7 @@ describe('matmul', () => {
     for (const [i, c] of cases.entries()) {
       const na = c.sa.reduce((x, y) => x * y, 1);
       const nb = c.sb.reduce((x, y) => x * y, 1);
-      for (const kernel of ['naive', 'tiled'] as const) {
+      for (const kernel of paths.filter((k) => k === 'naive' || k === 'tiled' || k === 'subgroup-broadcast')) {
         await run(randn(na, 10 + i), c.sa, randn(nb, 20 + i), c.sb, { transA: c.transA ?? false, transB: c.transB ?? false, kernel }, `${kernel} [${c.sa.join(', ')}] x [${c.sb.join(', ')}]`);
       }
     }

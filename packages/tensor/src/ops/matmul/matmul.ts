@@ -10,6 +10,8 @@ import { noGrad, numelOf, Tensor, type Shape } from '../../core/tensor.js';
 import { sumTo } from '../reduce/sum-to.js';
 import { broadcastStrides, sameShape } from '../shape-utils.js';
 import {
+  BROADCAST_TILE,
+  broadcastGemmSpec,
   columnSumSpec,
   isGemmDType,
   MAX_BATCH_RANK,
@@ -33,9 +35,12 @@ import {
  * Kernel paths: `naive` (one invocation per output, the fallback and reference), `tiled`
  * (register-tiled, f32 compute), `tiled-f16` (the same reading f16 natively; needs `shader-f16`),
  * `subgroup-matrix` (cooperative matrices in f16 with f32 accumulation; needs
- * `chromium-experimental-subgroup-matrix`; f32 inputs are rounded to f16 on this path).
+ * `chromium-experimental-subgroup-matrix`; f32 inputs are rounded to f16 on this path),
+ * `subgroup-broadcast` (for a software adapter: few loads per product, f32 compute; needs
+ * `subgroups` with one fixed subgroup size). `auto` takes subgroup-broadcast on a fallback
+ * (software) adapter that has it.
  */
-export type MatmulKernel = 'auto' | 'naive' | 'tiled' | 'tiled-f16' | 'subgroup-matrix';
+export type MatmulKernel = 'auto' | 'naive' | 'tiled' | 'tiled-f16' | 'subgroup-broadcast' | 'subgroup-matrix';
 
 export interface MatmulOptions {
   /** `a` is stored transposed: [..., K, M]. */
@@ -114,10 +119,19 @@ function tiledFits(rt: Runtime, t: TileConfig): boolean {
   return bytes <= rt.gpu.info.limits.maxComputeWorkgroupStorageSize && rt.gpu.info.limits.maxComputeInvocationsPerWorkgroup >= 256;
 }
 
+/** The fixed subgroup size the subgroup-broadcast kernel runs with, or 0 when the device has none. */
+function broadcastLanes(rt: Runtime): number {
+  const info = rt.gpu.info;
+  const lanes = info.subgroupMinSize;
+  if (!rt.has('subgroups') || lanes <= 0 || lanes !== info.subgroupMaxSize) return 0;
+  return lanes <= info.limits.maxComputeInvocationsPerWorkgroup && lanes <= info.limits.maxComputeWorkgroupSizeX ? lanes : 0;
+}
+
 /** Kernel paths this runtime's device can run, simplest first. */
 export function matmulKernels(rt: Runtime): Exclude<MatmulKernel, 'auto'>[] {
   const paths: Path[] = ['naive', 'tiled'];
   if (rt.has('shader-f16')) paths.push('tiled-f16');
+  if (broadcastLanes(rt) > 0) paths.push('subgroup-broadcast');
   if (subgroupSetup(rt)) paths.push('subgroup-matrix');
   return paths;
 }
@@ -202,6 +216,8 @@ function choosePath(rt: Runtime, p: Gemm): Path {
   }
   const setup = subgroupSetup(rt);
   if (setup?.shape.component === 'f16' && p.a.dtype === 'f16' && p.b.dtype === 'f16') return 'subgroup-matrix';
+  // A software adapter runs invocations as CPU SIMD lanes: loads per product decide the speed.
+  if (rt.gpu.info.isSoftware && available.includes('subgroup-broadcast')) return 'subgroup-broadcast';
   if (rt.has('shader-f16') && (p.a.dtype === 'f16' || p.b.dtype === 'f16' || p.bias?.dtype === 'f16' || p.outDtype === 'f16')) return 'tiled-f16';
   return 'tiled';
 }
@@ -262,6 +278,9 @@ function gemm(rt: Runtime, p: Gemm): Tensor {
     bn = tile.bn;
   } else if (setup) {
     ({ bm, bn } = subgroupTileSize(setup.shape, setup.tile));
+  } else if (path === 'subgroup-broadcast') {
+    bm = BROADCAST_TILE.rm;
+    bn = BROADCAST_TILE.rn * broadcastLanes(rt);
   }
 
   const limits = rt.gpu.info.limits;
@@ -304,8 +323,9 @@ function gemm(rt: Runtime, p: Gemm): Tensor {
   const lda = p.transA ? M : K;
   const ldb = p.transB ? K : N;
   const ldc = N;
-  const f16 = path === 'tiled-f16' || (path === 'subgroup-matrix' && rt.has('shader-f16'));
-  const vectorized = path !== 'naive';
+  const anyF16 = p.a.dtype === 'f16' || p.b.dtype === 'f16' || p.bias?.dtype === 'f16' || p.outDtype === 'f16';
+  const f16 = path === 'tiled-f16' || (path === 'subgroup-matrix' && rt.has('shader-f16')) || (path === 'subgroup-broadcast' && anyF16 && rt.has('shader-f16'));
+  const vectorized = path !== 'naive' && path !== 'subgroup-broadcast';
   const aStrides = padBatch(as, 0);
   const bStrides = padBatch(bs, 0);
   const dims = padBatch(batch, 1);
@@ -396,6 +416,7 @@ function specFor(rt: Runtime, path: Path, v: GemmVariant, tile: TileConfig | nul
   return cachedSpec(key, () => {
     if (path === 'naive') return naiveGemmSpec(v);
     if (path === 'subgroup-matrix' && setup) return subgroupGemmSpec(v, setup.shape, setup.tile);
+    if (path === 'subgroup-broadcast') return broadcastGemmSpec(v, { ...BROADCAST_TILE, lanes: broadcastLanes(rt) });
     return tiledGemmSpec(v, tile ?? TILE_SMALL, !software);
   });
 }
