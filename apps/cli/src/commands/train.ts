@@ -174,16 +174,68 @@ export async function train(argv: string[]): Promise<number> {
   // Paths first: a missing model or data file, an unusable output, no checkpoint to resume.
   await preflightFinetune(config, { name: flagName });
   const rt = await createRuntime({ seed: config.seed });
+  const stop = stopOnSignals();
   try {
-    const run = await runFinetune(rt, config, { names: flagName });
+    const run = await runFinetune(rt, config, { names: flagName, signal: stop.signal });
     const s = run.summary;
+    if (s.interrupted) {
+      run.model.dispose();
+      process.stderr.write(`\npeft-ts train: stopped by ${stop.received ?? 'a signal'} after step ${s.steps}; checkpoint ${s.checkpointDir ?? '(none)'}\n`);
+      process.stderr.write(`resume with: ${resumeCommand(argv)}\n`);
+      return stop.received === 'SIGTERM' ? 143 : 130;
+    }
     out(`\ntrained ${s.steps} steps in ${s.seconds.toFixed(1)} s (${s.tokens.toLocaleString('en-US')} tokens, ${(s.tokens / Math.max(s.seconds, 1e-9)).toFixed(0)} tok/s)`);
     out(`final loss ${s.finalLoss?.toFixed(4) ?? 'n/a'}${s.bestValLoss !== null ? `; best validation loss ${s.bestValLoss.toFixed(4)} at step ${s.bestStep}` : ''}${s.stoppedEarly ? ' (stopped early)' : ''}`);
     out(`peak GPU memory ${formatBytes(s.peakGpuBytes)} (tensor accounting)`);
     out(`adapter: ${s.adapterDir}; metrics: ${config.output}/metrics.jsonl; loss curve: ${config.output}/loss.svg`);
     run.model.dispose();
   } finally {
+    stop.dispose();
     rt.destroy();
   }
   return 0;
+}
+
+/**
+ * The first SIGINT or SIGTERM asks training to stop after the current step (with a resumable
+ * checkpoint); a second one exits at once.
+ */
+function stopOnSignals(): { signal: AbortSignal; received: NodeJS.Signals | null; dispose: () => void } {
+  const controller = new AbortController();
+  const state = {
+    signal: controller.signal,
+    received: null as NodeJS.Signals | null,
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+  const handler = (name: NodeJS.Signals): void => {
+    if (state.received !== null) {
+      process.stderr.write(`\npeft-ts train: ${name} again: exiting now, without a checkpoint of the current step\n`);
+      process.exit(name === 'SIGTERM' ? 143 : 130);
+    }
+    state.received = name;
+    controller.abort();
+    process.stderr.write(`\npeft-ts train: ${name}: finishing this step and saving a checkpoint (send it again to exit at once)\n`);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return state;
+}
+
+/** The command line that continues this run: the same flags with --resume latest. */
+export function resumeCommand(argv: readonly string[]): string {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    const a = argv[i] ?? '';
+    if (a === '--resume' || a === '--overwrite') {
+      if (a === '--resume') i += 1;
+      continue;
+    }
+    if (a.startsWith('--resume=')) continue;
+    kept.push(a);
+  }
+  const quote = (x: string): string => (/^[\w@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, "'\\''")}'`);
+  return ['peft-ts', 'train', ...kept, '--resume', 'latest'].map(quote).join(' ');
 }

@@ -33,6 +33,8 @@ export interface FinetuneOptions {
   log?: (line: string) => void;
   progress?: ProgressStream | false;
   callbacks?: TrainerCallbacks;
+  /** Stops training after the current step, with a resumable checkpoint (Ctrl-C, SIGTERM). */
+  signal?: AbortSignal;
   /** How configuration keys are named in path errors (e.g. as command-line flags). */
   names?: PreflightOptions['name'];
   /** Called after the model and adapter exist, before training (e.g. for an evaluation before). */
@@ -146,6 +148,7 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
     runIdentity: preflight.identity,
     gradientCheckpointing: config.gradientCheckpointing,
     ...(options.callbacks ? { callbacks: options.callbacks } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
     ...(options.progress !== undefined ? { progress: options.progress } : {}),
   });
   log(`train: ${trainer.steps} optimizer steps (batch ${config.batchSize} x accumulation ${config.gradientAccumulation}), ${config.optimizer}, lr ${config.lr} ${config.schedule}`);

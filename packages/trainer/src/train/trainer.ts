@@ -51,6 +51,11 @@ export interface TrainerOptions {
   runIdentity?: RunIdentity;
   gradientCheckpointing?: boolean;
   callbacks?: TrainerCallbacks;
+  /**
+   * When aborted, training stops after the step in progress and writes a resumable checkpoint
+   * (summary.interrupted); no final adapter is written.
+   */
+  signal?: AbortSignal;
   progress?: ProgressStream | false;
   /** Log a plain line every N steps when not on a TTY (default: about 20 lines per run). */
   logEvery?: number;
@@ -316,6 +321,7 @@ export class Trainer {
     const baseSeconds = state.seconds;
     const baseTokens = state.tokens;
     let stoppedEarly = false;
+    let interrupted = false;
     let lastCheckpoint: string | null = resumeDir;
     let lastLoss: number | null = state.trainCurve.at(-1)?.value ?? null;
     rt.resetPeak();
@@ -402,14 +408,22 @@ export class Trainer {
             stoppedEarly = true;
           }
         }
-        if (o.saveEvery && (state.step % o.saveEvery === 0 || stoppedEarly || last)) lastCheckpoint = await this.saveCheckpoint(state, optimizer);
+        const saveNow = o.saveEvery !== undefined && (state.step % o.saveEvery === 0 || stoppedEarly || last);
+        if (saveNow) lastCheckpoint = await this.saveCheckpoint(state, optimizer);
         if (stoppedEarly) break;
+        if (o.signal?.aborted && !last) {
+          // Asked to stop (Ctrl-C, SIGTERM): the step is done; keep it in a resumable checkpoint.
+          if (!saveNow) lastCheckpoint = await this.saveCheckpoint(state, optimizer);
+          interrupted = true;
+          break;
+        }
       }
     } finally {
       progress?.finish();
     }
-    const adapterDir = join(o.outputDir, 'adapter');
-    await withPath(adapterDir, 'an adapter directory written in full', () => writeDirAtomically(adapterDir, true, (tmp) => o.lora.saveAdapter(tmp)));
+    // An interrupted run's adapter is its checkpoint (a PEFT adapter directory like any other).
+    const adapterDir = interrupted && lastCheckpoint ? lastCheckpoint : join(o.outputDir, 'adapter');
+    if (!interrupted) await withPath(adapterDir, 'an adapter directory written in full', () => writeDirAtomically(adapterDir, true, (tmp) => o.lora.saveAdapter(tmp)));
     await this.writeCurve(state);
     optimizer.dispose();
     const summary: TrainSummary = {
@@ -422,6 +436,8 @@ export class Trainer {
       bestValLoss: state.bestValLoss,
       bestStep: state.bestStep,
       stoppedEarly,
+      interrupted,
+      checkpointDir: lastCheckpoint,
       peakGpuBytes: rt.memoryStats().peakBytes,
       adapterDir,
     };

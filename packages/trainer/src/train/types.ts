@@ -59,7 +59,12 @@ export interface TrainSummary {
   bestValLoss: number | null;
   bestStep: number | null;
   stoppedEarly: boolean;
+  /** Stopped by the abort signal before the last step; resume from checkpointDir. */
+  interrupted: boolean;
+  /** The newest checkpoint this run wrote or resumed from, if any. */
+  checkpointDir: string | null;
   peakGpuBytes: number;
+  /** The trained adapter: `adapter/` under the output, or the checkpoint of an interrupted run. */
   adapterDir: string;
 }
 
