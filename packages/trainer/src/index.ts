@@ -6,7 +6,7 @@ export { Progress, formatDuration, type ProgressOptions, type ProgressStream } f
 export { lossCurveSvg, type CurvePoint } from './observe/loss-svg.js';
 export { resolveFinetuneConfig, DEFAULT_CONFIG, type FinetuneConfig, type Method, type OptimizerName } from './finetune/config.js';
 export { promptText, promptIds, encodePrompt, generateText, type PromptTemplate, type TextGenerateOptions } from './generation/text.js';
-export { runFinetune, modelLoadOptions, type FinetuneRun, type FinetuneOptions } from './finetune/run.js';
+export { runFinetune, prepareFinetune, modelLoadOptions, type FinetuneRun, type FinetuneOptions, type PreparedFinetune } from './finetune/run.js';
 export { createOptimizer, DEFAULT_PAGED_BUDGET, type OptimizerChoice } from './finetune/optimizer.js';
 export { checkPositionsFit, checkTokenizerFits } from './finetune/model-fit.js';
 export { preflightFinetune, listCheckpoints, clearEarlierRun, type Preflight, type PreflightOptions } from './finetune/preflight.js';

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatBytes, FormatError } from '@peft-ts/errors';
 import { createRuntime } from '@peft-ts/tensor';
-import { DEFAULT_CONFIG, preflightFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig } from '@peft-ts/trainer';
+import { DEFAULT_CONFIG, prepareFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig } from '@peft-ts/trainer';
 import { parse as parseYaml } from 'yaml';
 import { out, parse, UsageError } from '../args.js';
 
@@ -17,6 +17,7 @@ Data and model:
   --data <file>               Alpaca / Dolly / chat messages / ShareGPT, JSON or JSONL
   --template <t>              auto (default), alpaca, chat, model (the tokenizer's chat template)
   --train-on <what>           response (default) or all
+  --on-invalid <what>         invalid records: error (default; every one is listed) or skip
   --max-length <n>            truncate examples to n tokens (default ${DEFAULT_CONFIG.maxLength})
   --pack                      pack several examples per row
   --validation-split <f>      fraction held out for evaluation (default ${DEFAULT_CONFIG.validationSplit})
@@ -56,6 +57,7 @@ const FLAGS = {
   data: { type: 'string' },
   template: { type: 'string' },
   'train-on': { type: 'string' },
+  'on-invalid': { type: 'string' },
   'max-length': { type: 'string' },
   pack: { type: 'boolean' },
   'validation-split': { type: 'string' },
@@ -95,6 +97,7 @@ const MAP: Record<string, [string, 'num' | 'str' | 'bool']> = {
   data: ['data', 'str'],
   template: ['template', 'str'],
   'train-on': ['trainOn', 'str'],
+  'on-invalid': ['onInvalid', 'str'],
   'max-length': ['maxLength', 'num'],
   pack: ['pack', 'bool'],
   'validation-split': ['validationSplit', 'num'],
@@ -171,12 +174,12 @@ export async function train(argv: string[]): Promise<number> {
   if (values['no-gradient-checkpointing']) raw.gradientCheckpointing = false;
   if (values['f16-activations']) raw.activationDtype = 'f16';
   const config = resolveFinetuneConfig(raw, source);
-  // Paths first: a missing model or data file, an unusable output, no checkpoint to resume.
-  await preflightFinetune(config, { name: flagName });
+  // Paths, tokenizer, data and its tokenization first: their errors come before any GPU work.
+  const prepared = await prepareFinetune(config, { names: flagName });
   const rt = await createRuntime({ seed: config.seed });
   const stop = stopOnSignals();
   try {
-    const run = await runFinetune(rt, config, { names: flagName, signal: stop.signal });
+    const run = await runFinetune(rt, config, { names: flagName, signal: stop.signal, prepared });
     const s = run.summary;
     if (s.interrupted) {
       run.model.dispose();

@@ -14,6 +14,8 @@ export interface FinetuneConfig {
   method: Method;
   template: 'auto' | 'alpaca' | 'chat' | 'model';
   trainOn: 'response' | 'all';
+  /** Invalid records: 'error' (default) fails listing them all, 'skip' trains without them. */
+  onInvalid: 'error' | 'skip';
   r: number;
   alpha: number;
   dropout: number;
@@ -56,6 +58,7 @@ export const DEFAULT_CONFIG: Omit<FinetuneConfig, 'model' | 'data'> = {
   method: 'qlora',
   template: 'auto',
   trainOn: 'response',
+  onInvalid: 'error',
   r: 16,
   alpha: 32,
   dropout: 0.05,
@@ -104,6 +107,7 @@ const RULES: Record<keyof FinetuneConfig, [Check, string]> = {
   method: [oneOf('lora', 'qlora'), '"lora" or "qlora"'],
   template: [oneOf('auto', 'alpaca', 'chat', 'model'), '"auto", "alpaca", "chat" or "model"'],
   trainOn: [oneOf('response', 'all'), '"response" or "all"'],
+  onInvalid: [oneOf('error', 'skip'), '"error" or "skip"'],
   r: [int(1), 'an integer >= 1'],
   alpha: [num(0, Infinity, true), 'a number > 0'],
   dropout: [num(0, 0.999), 'a number in [0, 1)'],

@@ -3,15 +3,15 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BatchIterator, IGNORE_INDEX, loadDataset, splitDataset, Tokenizer, tokenizeExamples, type Example, type TokenizedExample } from '@peft-ts/data-alpaca';
-import { FormatError } from '@peft-ts/errors';
+import { BatchIterator, Dataset, IGNORE_INDEX, readExamples, splitDataset, Tokenizer, tokenizeExamples, type Example, type TokenizedExample } from '@peft-ts/data-alpaca';
+import { FormatError, PeftError } from '@peft-ts/errors';
 import { type Runtime, type Tensor } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig, type CausalLM, type LoadModelOptions } from '@peft-ts/models';
 import { LoraModel } from '@peft-ts/lora';
 import { bnb4bitLinearHook, nf4LinearHook } from '@peft-ts/nf4-quant/gpu';
 import { createOptimizer } from './optimizer.js';
 import { checkPositionsFit, checkTokenizerFits } from './model-fit.js';
-import { clearEarlierRun, preflightFinetune, type PreflightOptions } from './preflight.js';
+import { clearEarlierRun, preflightFinetune, type Preflight, type PreflightOptions } from './preflight.js';
 import { Trainer } from '../train/trainer.js';
 import type { BatchSource, TrainerCallbacks, TrainSummary } from '../train/types.js';
 import type { ProgressStream } from '../observe/progress.js';
@@ -37,6 +37,8 @@ export interface FinetuneOptions {
   signal?: AbortSignal;
   /** How configuration keys are named in path errors (e.g. as command-line flags). */
   names?: PreflightOptions['name'];
+  /** The result of prepareFinetune for this config (else it is run here). */
+  prepared?: PreparedFinetune;
   /** Called after the model and adapter exist, before training (e.g. for an evaluation before). */
   beforeTrain?: (ctx: { model: CausalLM; lora: LoraModel; tokenizer: Tokenizer; validation: TokenizedExample[]; validationExamples: Example[] }) => Promise<void>;
 }
@@ -50,6 +52,42 @@ export async function modelLoadOptions(dir: string, qlora: boolean, quant: { typ
   return {};
 }
 
+/** How many invalid records are listed one by one; the rest are counted. */
+const LISTED_INVALID = 10;
+
+/**
+ * Reads the whole dataset, collecting every invalid record (file:line and field, the first
+ * LISTED_INVALID listed, the rest counted): with onInvalid 'error' they fail the run together,
+ * with 'skip' they are dropped with that list as a warning.
+ */
+async function loadTrainingData(config: FinetuneConfig, log: (line: string) => void, name: (key: keyof FinetuneConfig) => string): Promise<Dataset> {
+  const examples: Example[] = [];
+  const reader = readExamples(config.data, {
+    onInvalid: 'skip',
+    maxReasons: LISTED_INVALID,
+    onWarning: (w) => (w.code === 'invalid-records-skipped' ? undefined : log(`data: ${w.message}`)),
+  });
+  let step = await reader.next();
+  while (!step.done) {
+    examples.push(step.value);
+    step = await reader.next();
+  }
+  const summary = step.value;
+  if (summary.invalid > 0) {
+    const more = summary.invalid - summary.invalidReasons.length;
+    const list = [...summary.invalidReasons.map((e) => `  ${e.message}`), ...(more > 0 ? [`  ... and ${more} more`] : [])].join('\n');
+    const count = `${summary.invalid} invalid record${summary.invalid === 1 ? '' : 's'}`;
+    if (config.onInvalid === 'error') {
+      throw new PeftError('INVALID_RECORDS', `${config.data}: ${count} (fix them, or pass ${name('onInvalid')} skip to train without them):\n${list}`);
+    }
+    log(`data: warning: skipped ${count} of ${summary.invalid + examples.length}:\n${list}`);
+  }
+  if (examples.length === 0) {
+    throw new FormatError({ file: config.data, field: 'records', expected: 'at least one valid record', got: summary.invalid > 0 ? `all ${summary.invalid} records invalid` : 'no records' });
+  }
+  return new Dataset(examples, summary);
+}
+
 /** Whether a label survives the causal shift (position 0 is never predicted). */
 function hasTrainedToken(e: TokenizedExample | undefined): boolean {
   return e?.labels.some((l, t) => t > 0 && l !== IGNORE_INDEX) ?? false;
@@ -59,14 +97,27 @@ function source(it: BatchIterator): BatchSource {
   return { numBatches: (e) => it.numBatches(e), batchAt: (e, i) => it.batchAt(e, i) };
 }
 
-export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: FinetuneOptions = {}): Promise<FinetuneRun> {
+/** Everything a run needs before the GPU: checked paths, tokenizer, data, split and warnings. */
+export interface PreparedFinetune {
+  preflight: Preflight;
+  tokenizer: Tokenizer;
+  positionWarning: string | null;
+  split: { train: TokenizedExample[]; validation: TokenizedExample[] };
+  validationExamples: Example[];
+}
+
+/**
+ * The part of a run that needs no GPU: paths, tokenizer against the model's config, the data
+ * (every invalid record reported), tokenization and the split. Its errors come before any
+ * device is acquired; pass the result to runFinetune as `prepared`.
+ */
+export async function prepareFinetune(config: FinetuneConfig, options: Pick<FinetuneOptions, 'log' | 'names'> = {}): Promise<PreparedFinetune> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  rt.manualSeed(config.seed);
   const preflight = await preflightFinetune(config, options.names ? { name: options.names } : {});
   const tokenizer = await Tokenizer.fromDir(config.model);
   const modelConfig = await loadModelConfig(config.model);
   checkTokenizerFits(tokenizer, modelConfig, config.model);
-  const ds = await loadDataset(config.data, { onWarning: (w) => log(`data: ${w.message}`) });
+  const ds = await loadTrainingData(config, log, options.names ?? ((k) => k));
   const template = config.template === 'auto' ? undefined : config.template;
   const { examples } = tokenizeExamples(ds.examples, tokenizer, {
     ...(template ? { template } : {}),
@@ -99,6 +150,13 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
   const longest = config.pack ? config.maxLength : examples.reduce((m, e) => Math.max(m, e.length), 0);
   const positionWarning = checkPositionsFit(modelConfig, config.model, longest, config.maxLength);
   if (positionWarning) log(`model: warning: ${positionWarning}`);
+  return { preflight, tokenizer, positionWarning, split, validationExamples };
+}
+
+export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: FinetuneOptions = {}): Promise<FinetuneRun> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  rt.manualSeed(config.seed);
+  const { preflight, tokenizer, positionWarning, split, validationExamples } = options.prepared ?? (await prepareFinetune(config, options));
 
   if (preflight.outputNonEmpty && config.overwrite && preflight.resumeDir === null) {
     const removed = await clearEarlierRun(config.output);
