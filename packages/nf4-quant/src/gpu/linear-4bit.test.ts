@@ -66,15 +66,16 @@ interface Case {
 }
 
 // Kernels each case runs with: 'auto' picks the few-rows kernel for up to 8 rows with
-// in-features a multiple of 8, the tiled kernel otherwise.
+// in-features a multiple of 8, the tiled kernel otherwise (on a software adapter, past 8 rows,
+// the decoded weight times the subgroup-broadcast matmul).
 const CASES: (Case & { kernels: NonNullable<Linear4bitOptions['kernel']>[] })[] = [
   { label: 'odd in-features (unaligned), rows crossing blocks', lead: [2, 3], N: 29, K: 37, type: 'nf4', blocksize: 32, dq: true, bias: true, kernels: ['auto'] },
   { label: 'aligned, fp4, plain absmax', lead: [5], N: 70, K: 96, type: 'fp4', blocksize: 64, dq: false, bias: true, kernels: ['gemv', 'tiled-64'] },
   { label: 'one row', lead: [1], N: 33, K: 64, type: 'nf4', blocksize: 64, dq: true, bias: false, kernels: ['gemv', 'tiled-64'] },
   { label: 'eight rows', lead: [2, 4], N: 21, K: 136, type: 'fp4', blocksize: 32, dq: true, bias: true, kernels: ['gemv', 'tiled-128'] },
   { label: 'long reduction', lead: [3], N: 17, K: 1040, type: 'nf4', blocksize: 128, dq: true, bias: true, kernels: ['gemv', 'tiled-64'] },
-  { label: 'large tile, partial tiles', lead: [130], N: 140, K: 72, type: 'nf4', blocksize: 64, dq: true, bias: true, kernels: ['tiled-128'] },
-  { label: 'split dispatches', lead: [4, 75], N: 40, K: 64, type: 'fp4', blocksize: 64, dq: true, bias: true, kernels: ['auto'], options: { maxBindingBytes: 16384 } },
+  { label: 'large tile, partial tiles', lead: [130], N: 140, K: 72, type: 'nf4', blocksize: 64, dq: true, bias: true, kernels: ['tiled-128', 'auto'] },
+  { label: 'split dispatches', lead: [4, 75], N: 40, K: 64, type: 'fp4', blocksize: 64, dq: true, bias: true, kernels: ['auto', 'tiled-64'], options: { maxBindingBytes: 16384 } },
 ];
 
 function makeWeight(c: Case, seed: number): { q: Quantized4bit; w: Float32Array } {

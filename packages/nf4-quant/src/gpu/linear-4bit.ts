@@ -1,7 +1,7 @@
 // The 4-bit linear op (y = x W^T + b with W decoded tile by tile inside the matmul) with its
 // gradient to x, and the Linear4bit layer that @peft-ts/models and @peft-ts/lora plug in.
 import { DTypeError, PeftError, ShapeMismatchError, UnsupportedError } from '@peft-ts/errors';
-import { DTYPE_BYTES, empty, needsGrad, noGrad, record, sumTo, type Runtime, type Tensor } from '@peft-ts/tensor';
+import { DTYPE_BYTES, empty, matmul, matmulKernels, needsGrad, noGrad, record, sumTo, type Runtime, type Tensor } from '@peft-ts/tensor';
 import { bindingLimit, offsetAlignment, region, type Region } from './bindings.js';
 import { codeBase, codeTables, f32Bits } from './codes.js';
 import {
@@ -17,7 +17,7 @@ import {
 
 /** Most rows the few-rows kernel takes. */
 const GEMV_ROWS = 8;
-import { checkQuantized } from './quantize.js';
+import { checkQuantized, dequantize4bitGpu } from './quantize.js';
 import { disposeQuantized4bit, quantizedParts, type Quantized4bitTensor } from './quantized-tensor.js';
 
 export interface Linear4bitOptions {
@@ -78,6 +78,19 @@ function gemm4bit(op: string, a: Tensor, w: Quantized4bitTensor, transW: boolean
   if (f16 && !rt.has('shader-f16')) {
     out.dispose();
     throw new UnsupportedError({ what: 'f16 compute without the shader-f16 feature', got: 'f16', supported: ['f32'], where: op });
+  }
+  // A software adapter (a CPU) multiplies fastest with the subgroup-broadcast kernel from plain
+  // memory: the layer is decoded whole (the same f32 values the fused kernel decodes) for this
+  // one product and freed; the sums run in the same order, so the result is the same.
+  const auto = options.kernel === undefined || options.kernel === 'auto';
+  if (auto && !f16 && M > GEMV_ROWS && rt.gpu.info.isSoftware && matmulKernels(rt).includes('subgroup-broadcast')) {
+    out.dispose();
+    const dense = dequantize4bitGpu(w, { dtype: 'f32', ...(options.maxBindingBytes !== undefined ? { maxBindingBytes: options.maxBindingBytes } : {}) });
+    try {
+      return noGrad(() => matmul(a, dense, { transB: transW, bias, kernel: 'subgroup-broadcast', ...(options.maxBindingBytes !== undefined ? { maxBindingBytes: options.maxBindingBytes } : {}) }));
+    } finally {
+      dense.dispose();
+    }
   }
   const limit = bindingLimit(rt, options.maxBindingBytes);
   const align = offsetAlignment(rt);
