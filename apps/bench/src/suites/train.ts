@@ -128,6 +128,8 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
   const config = parseModelConfig(c.config, `bench case "${c.name}"`);
   rt.trimPool();
   rt.resetPeak();
+  // Each case draws the same weights whatever ran before it, so its step-0 loss is comparable across runs and commits.
+  rt.manualSeed(1234);
   const model = await buildModel(rt, config, c.method);
   model.setGradientCheckpointing(c.checkpointing);
   const lora = LoraModel.inject(model, { r: c.r, lora_alpha: c.alpha, target_modules: 'all-linear' });
