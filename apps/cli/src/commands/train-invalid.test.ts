@@ -59,4 +59,25 @@ describe('peft-ts train --on-invalid', () => {
 
     await expect(train(['--model', model, '--data', data, '--on-invalid', 'maybe'])).rejects.toThrow(/onInvalid: expected "error" or "skip", got "maybe"/);
   });
+
+  it('refuses a file that is not UTF-8, naming the line, and quotes an empty string', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'peft-cli-encoding-'));
+    const model = await writeTinyLlama({ vocabSize: 32000, maxPositions: 64, tokenizerDir: LLAMA2_TOKENIZER_DIR });
+    const record = (output: string) => `${JSON.stringify({ instruction: 'Name a drink.', input: '', output })}\n`;
+    const latin1 = join(work, 'latin1.jsonl');
+    await writeFile(latin1, Buffer.from(record('tea') + record('caf\u00e9 au lait'), 'latin1'));
+    const utf16 = join(work, 'utf16.jsonl');
+    await writeFile(utf16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(record('tea'), 'utf16le')]));
+    const empty = join(work, 'empty.jsonl');
+    await writeFile(empty, record('tea') + JSON.stringify({ instruction: '', input: '', output: 'x' }));
+    captureStderr();
+    const message = (data: string) =>
+      train(['--model', model, '--data', data, '--output', join(work, 'out'), ...QUICK]).then(
+        () => 'accepted',
+        (e: unknown) => (e as Error).message,
+      );
+    expect(await message(latin1)).toMatch(new RegExp(`^${latin1}:2: encoding: expected UTF-8 text, got the byte 0xE9 followed by 0x20`));
+    expect(await message(utf16)).toBe(`${utf16}: encoding: expected UTF-8 text, got a UTF-16 LE byte order mark; convert the file to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)`);
+    expect(await message(empty)).toContain(`${empty}:2: instruction: expected a non-empty string, got ""`);
+  });
 });

@@ -81,6 +81,11 @@ export function detectFormatAt(record: unknown, where: string): DatasetFormat {
   });
 }
 
+/** A string value as it appears in JSON, so an empty or blank one still shows ("" not nothing). */
+function quoted(value: unknown): unknown {
+  return typeof value === 'string' ? JSON.stringify(value) : value;
+}
+
 function requireString(record: Record<string, unknown>, field: string, where: string, opts: { nonEmpty: boolean; optional: boolean }): string {
   const value = record[field];
   if (value === undefined && opts.optional) return '';
@@ -88,7 +93,7 @@ function requireString(record: Record<string, unknown>, field: string, where: st
     throw new FormatError({ file: where, field, expected: opts.nonEmpty ? 'a non-empty string' : 'a string', got: value });
   }
   if (opts.nonEmpty && value.trim() === '') {
-    throw new FormatError({ file: where, field, expected: 'a non-empty string', got: value });
+    throw new FormatError({ file: where, field, expected: 'a non-empty string', got: quoted(value) });
   }
   return value;
 }
@@ -112,14 +117,14 @@ function parseTurns(
     const rawRole = turn[roleField];
     const role = typeof rawRole === 'string' && Object.hasOwn(roles, rawRole) ? roles[rawRole] : undefined;
     if (role === undefined) {
-      throw new FormatError({ file: where, field: `${at}.${roleField}`, expected: `one of ${Object.keys(roles).join(', ')}`, got: rawRole });
+      throw new FormatError({ file: where, field: `${at}.${roleField}`, expected: `one of ${Object.keys(roles).join(', ')}`, got: quoted(rawRole) });
     }
     const content = turn[textField];
     if (typeof content !== 'string') {
       throw new FormatError({ file: where, field: `${at}.${textField}`, expected: 'a string', got: content });
     }
     if (role !== 'system' && content.trim() === '') {
-      throw new FormatError({ file: where, field: `${at}.${textField}`, expected: `a non-empty string for a ${String(rawRole)} turn`, got: content });
+      throw new FormatError({ file: where, field: `${at}.${textField}`, expected: `a non-empty string for a ${String(rawRole)} turn`, got: quoted(content) });
     }
     messages.push({ role, content });
   });

@@ -29,6 +29,78 @@ function parseError(path: string, line: number, text: string, cause: unknown): F
   });
 }
 
+/** Byte order marks of encodings other than UTF-8, longest first. */
+const FOREIGN_BOMS: readonly [number[], string][] = [
+  [[0xff, 0xfe, 0x00, 0x00], 'UTF-32 LE'],
+  [[0x00, 0x00, 0xfe, 0xff], 'UTF-32 BE'],
+  [[0xff, 0xfe], 'UTF-16 LE'],
+  [[0xfe, 0xff], 'UTF-16 BE'],
+];
+
+function encodingError(path: string, got: string, line?: number): FormatError {
+  return new FormatError({ file: line === undefined ? path : `${path}:${line}`, field: 'encoding', expected: 'UTF-8 text', got });
+}
+
+/** What was found, and how to convert such a file. */
+function foreignEncoding(what: string): string {
+  const from = what.includes('UTF-16') ? 'UTF-16' : what.includes('UTF-32') ? 'UTF-32' : 'latin1';
+  return `${what}; convert the file to UTF-8 (e.g. iconv -f ${from} -t UTF-8)`;
+}
+
+/**
+ * Checks that a file is UTF-8: no byte order mark of another encoding, no NUL bytes (UTF-16
+ * without a mark), and every byte sequence valid UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF). Names the line of the first bad byte. Reads the file once, streaming.
+ */
+export async function checkUtf8(path: string): Promise<void> {
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+  let line = 1;
+  let need = 0;
+  let lower = 0x80;
+  let upper = 0xbf;
+  let first = true;
+  let lead = 0;
+  const hex = (b: number) => `0x${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  const convert = foreignEncoding;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (first) {
+        first = false;
+        for (const [bom, name] of FOREIGN_BOMS) {
+          if (bom.every((b, i) => chunk[i] === b)) throw encodingError(path, convert(`a ${name} byte order mark`));
+        }
+      }
+      for (let i = 0; i < chunk.length; i += 1) {
+        const b = chunk[i] ?? 0;
+        if (need > 0) {
+          if (b < lower || b > upper) throw encodingError(path, convert(`the byte ${hex(lead)} followed by ${hex(b)}, which is not UTF-8 (Latin-1 or Windows-1252 text?)`), line);
+          lower = 0x80;
+          upper = 0xbf;
+          need -= 1;
+          continue;
+        }
+        if (b < 0x80) {
+          if (b === 0x0a) line += 1;
+          else if (b === 0x00) throw encodingError(path, convert('a NUL byte (UTF-16 text without a byte order mark, or a binary file?)'), line);
+          continue;
+        }
+        lead = b;
+        if (b >= 0xc2 && b <= 0xdf) need = 1;
+        else if (b === 0xe0) [need, lower] = [2, 0xa0];
+        else if ((b >= 0xe1 && b <= 0xec) || b === 0xee || b === 0xef) need = 2;
+        else if (b === 0xed) [need, upper] = [2, 0x9f];
+        else if (b === 0xf0) [need, lower] = [3, 0x90];
+        else if (b >= 0xf1 && b <= 0xf3) need = 3;
+        else if (b === 0xf4) [need, upper] = [3, 0x8f];
+        else throw encodingError(path, convert(`the byte ${hex(b)}, which is not UTF-8 (Latin-1 or Windows-1252 text?)`), line);
+      }
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (need > 0) throw encodingError(path, 'a multi-byte UTF-8 sequence cut off by the end of the file', line);
+}
+
 /**
  * Looks at the first non-blank character: `[` means a JSON array, `{` JSON Lines. Reads only
  * as much of the file as it takes to find that character.
@@ -38,8 +110,13 @@ export async function detectLayout(path: string): Promise<FileLayout> {
   try {
     const buffer = Buffer.alloc(4096);
     let line = 1;
-    for (;;) {
+    for (let read = 0; ; read += 1) {
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (read === 0) {
+        for (const [bom, name] of FOREIGN_BOMS) {
+          if (bytesRead >= bom.length && bom.every((b, i) => buffer[i] === b)) throw encodingError(path, foreignEncoding(`a ${name} byte order mark`));
+        }
+      }
       if (bytesRead === 0) {
         throw new FormatError({ file: path, field: 'file', expected: 'a JSON array or JSON Lines of objects', got: 'an empty file' });
       }
@@ -47,8 +124,11 @@ export async function detectLayout(path: string): Promise<FileLayout> {
         const byte = buffer[i];
         if (byte === 0x0a) line += 1;
         if (byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) continue;
-        // A UTF-8 byte order mark (EF BB BF) is allowed before the data.
-        if (byte === 0xef || byte === 0xbb || byte === 0xbf) continue;
+        // A UTF-8 byte order mark (EF BB BF) is allowed at the very start.
+        if (read === 0 && i === 0 && byte === 0xef && buffer[1] === 0xbb && buffer[2] === 0xbf) {
+          i += 2;
+          continue;
+        }
         if (byte === 0x5b) return 'json';
         if (byte === 0x7b) return 'jsonl';
         throw new FormatError({
@@ -66,6 +146,7 @@ export async function detectLayout(path: string): Promise<FileLayout> {
 
 /** JSON Lines, one record per non-blank line; malformed lines come back as errors. */
 export async function* scanJsonl(path: string): AsyncGenerator<ScannedRecord> {
+  await checkUtf8(path);
   const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
   const lines = createInterface({ input: stream, crlfDelay: Infinity });
   let line = 0;
@@ -92,6 +173,7 @@ export async function* scanJsonl(path: string): AsyncGenerator<ScannedRecord> {
  * a file that is not an array at all, or has content after its closing `]`, throws.
  */
 export async function* scanJsonArray(path: string): AsyncGenerator<ScannedRecord> {
+  await checkUtf8(path);
   const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
   let line = 1;
   let phase: 'start' | 'items' | 'end' = 'start';
