@@ -70,8 +70,7 @@ export async function checkUtf8(path: string): Promise<void> {
           if (bom.every((b, i) => chunk[i] === b)) throw encodingError(path, convert(`a ${name} byte order mark`));
         }
       }
-      for (let i = 0; i < chunk.length; i += 1) {
-        const b = chunk[i] ?? 0;
+      for (const b of chunk) {
         if (need > 0) {
           if (b < lower || b > upper) throw encodingError(path, convert(`the byte ${hex(lead)} followed by ${hex(b)}, which is not UTF-8 (Latin-1 or Windows-1252 text?)`), line);
           lower = 0x80;
