@@ -154,12 +154,13 @@ async function main() {
   try {
     const byName = new Map();
     await step(`pack ${all.length} packages and apps`, async () => {
-      await pool(all, 3, async (m) => {
-        const { out } = await run('pnpm', ['pack', '--pack-destination', tarballs], { cwd: m.dir });
-        const file = out.trim().split('\n').at(-1).trim();
-        check(file.endsWith('.tgz') && existsSync(file), `${m.rel}: pnpm pack printed no tarball:\n${out}`);
+      const filters = [...new Set(all.map((m) => `./${m.rel.split('/')[0]}/*`))].flatMap((f) => ['--filter', f]);
+      await run('pnpm', ['-r', ...filters, 'pack', '--pack-destination', tarballs]);
+      for (const m of all) {
+        const file = join(tarballs, `${m.pkg.name.replace(/^@/, '').replace('/', '-')}-${m.pkg.version}.tgz`);
+        check(existsSync(file), `${m.rel}: pnpm pack wrote no ${file}`);
         byName.set(m.pkg.name, { ...m, tarball: file });
-      });
+      }
     });
 
     const license = await readFile(join(ROOT, 'LICENSE'), 'utf8');
