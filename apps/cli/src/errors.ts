@@ -16,7 +16,7 @@ function ioError(error: unknown): NodeJS.ErrnoException | null {
 /** The one line printed for an error that is not a bug: its message, or for an I/O error the path and what went wrong. */
 export function errorLine(error: unknown): string {
   const io = ioError(error);
-  if (io) return `peft-ts: ${io.path ?? io.dest ?? '(a file)'}: ${describeErrno(io.code ?? 'EIO')}${io.syscall ? ` during ${io.syscall}` : ''}`;
+  if (io) return `peft-ts: ${io.path ?? '(a file)'}: ${describeErrno(io.code ?? 'EIO')}${io.syscall ? ` during ${io.syscall}` : ''}`;
   const message = (error as Error).message;
   return `${message.startsWith('peft-ts') ? '' : 'peft-ts: '}${message}`;
 }
