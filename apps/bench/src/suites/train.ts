@@ -219,7 +219,9 @@ export async function runTrainBench(rt: Runtime, opts: SuiteOptions): Promise<Be
   const results: BenchResult[] = [];
   for (const c of selectTrainCases(rt, opts.cases)) {
     opts.log?.(`  case ${c.name}`);
-    results.push(...(await runTrainCase(rt, c, opts)));
+    const caseResults = await runTrainCase(rt, c, opts);
+    opts.emit?.(caseResults);
+    results.push(...caseResults);
   }
   return results;
 }

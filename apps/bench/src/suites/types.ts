@@ -20,6 +20,8 @@ export interface SuiteOptions {
   /** Case filter (`--case`), comma-separated names or name prefixes. */
   cases?: string;
   log?: (line: string) => void;
+  /** Hands over results as soon as a case has them (the harness saves them at once). */
+  emit?: (results: BenchResult[]) => void;
 }
 
 /** Median, min and max of a non-empty sample. */
