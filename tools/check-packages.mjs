@@ -2,7 +2,8 @@
 // The packages as users get them: packs every package and app, checks each tarball's contents,
 // runs publint and @arethetypeswrong/cli on it, installs the tarballs with npm in scratch
 // directories (nf4-quant alone, then everything), and uses them from ESM, CommonJS and strict
-// TypeScript (skipLibCheck off), on this Node and on the newest LTS line. Needs `pnpm build` first.
+// TypeScript (skipLibCheck off), on this Node and on the newest LTS line; also checks that the
+// changesets release plan bumps no package to a major nobody asked for. Needs `pnpm build` first.
 //
 //   node tools/check-packages.mjs [--keep] [--skip-newest-lts]
 //
@@ -194,6 +195,19 @@ async function main() {
       }
       const nf4 = await readJson(join(scratch, 'unpacked/@peft-ts/nf4-quant/package.json'));
       check(nf4.peerDependenciesMeta?.['@peft-ts/tensor']?.optional === true, '@peft-ts/nf4-quant: the @peft-ts/tensor peer must be optional');
+    });
+
+    // A peer range that a release leaves behind makes changesets plan its dependents at a new
+    // major; the only majors allowed are the ones a changeset asks for.
+    await step('changesets release plan: no unplanned major bumps', async () => {
+      const plan = join(scratch, 'release-plan.json');
+      await run('pnpm', ['changeset', 'status', '--output', plan], { allowFail: true });
+      if (!existsSync(plan)) return;
+      const { changesets, releases } = await readJson(plan);
+      const asked = new Set(changesets.flatMap((c) => c.releases.filter((r) => r.type === 'major').map((r) => r.name)));
+      const forced = releases.filter((r) => r.type === 'major' && !asked.has(r.name));
+      check(forced.length === 0, `changesets plans ${forced.map((r) => `${r.name} ${r.newVersion}`).join(', ')} though no changeset asks for a major: a peer range is left behind`);
+      log(`    ${releases.map((r) => `${r.name}@${r.newVersion}`).join(', ') || 'no releases planned'}`);
     });
 
     await step('publint (strict, suggestions included)', async () => {
