@@ -10,13 +10,13 @@
 #   runs every suite, each under its own time limit so one slow suite cannot eat the others'
 #   time, and writes OUT/<suite>/bench.{json,md}, OUT/summary.md and OUT/log.txt.
 #
-#   Add a baseline with: bash tools/gpu-bench.sh run "$OUT" --compare OLD/train/bench.json
-#   (passed to the train suite).
+#   Extra arguments go to the train suite, e.g. a baseline: --compare OLD/train/bench.json.
+#   GPU_BENCH_SUITES="train matmul" runs only those suites.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -25,6 +25,8 @@ case "${1:-}" in
     [ -d node_modules ] || { echo "gpu-bench: run pnpm install first" >&2; exit 2; }
     pnpm --silent build >/dev/null || { echo "gpu-bench: the build failed; run pnpm build to see why" >&2; exit 1; }
     bash ../shared/tools/gpu/prepare apps/bench/dist/bench.js
+    # The GPU machine gets a copy of the tree without git: record what was built.
+    git describe --always --dirty >.gpu/app/COMMIT 2>/dev/null || true
     echo "device command: bash tools/gpu-bench.sh run \"\$OUT\"   (carry: [\".gpu\"])"
     ;;
   run)
@@ -33,13 +35,16 @@ case "${1:-}" in
     shift 2
     [ -f .gpu/run.sh ] && [ -f .gpu/app/bench.js ] || { echo "gpu-bench: .gpu/ is missing; run 'bash tools/gpu-bench.sh prepare' first and carry .gpu" >&2; exit 2; }
     mkdir -p "$out"
+    [ -f .gpu/app/COMMIT ] && export PEFT_TS_COMMIT="$(cat .gpu/app/COMMIT)"
     log="$out/log.txt"
     : >"$log"
     start=$SECONDS
     # Seconds per suite: 8 minutes in all, most of it for the end-to-end steps.
-    for spec in train:270 matmul:75 attention:45 nf4:45 optim:30; do
-      suite=${spec%%:*}
-      limit=${spec##*:}
+    declare -A limits=([train]=270 [matmul]=75 [attention]=45 [nf4]=45 [optim]=30)
+    suites=${GPU_BENCH_SUITES:-train matmul attention nf4 optim}
+    for suite in $suites; do
+      limit=${limits[$suite]:-}
+      [ -n "$limit" ] || { echo "gpu-bench: unknown suite $suite" >&2; exit 2; }
       extra=()
       [ "$suite" = train ] && extra=("$@")
       echo "=== $suite (limit ${limit}s, at $((SECONDS - start))s)" | tee -a "$log"
@@ -50,7 +55,7 @@ case "${1:-}" in
     {
       echo "# peft-ts GPU benchmark"
       echo
-      for suite in train matmul attention nf4 optim; do
+      for suite in $suites; do
         if [ -f "$out/$suite/bench.md" ]; then tail -n +2 "$out/$suite/bench.md"; else echo "## $suite: no result (see log.txt)"; fi
         echo
       done
