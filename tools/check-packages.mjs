@@ -276,7 +276,8 @@ async function main() {
     await step('commands: peft-ts, peft-ts-bench', async () => {
       const version = (await run(join(everything, 'node_modules/.bin/peft-ts'), ['--version'], { cwd: everything })).out;
       check(version.includes(byName.get('peft-ts').pkg.version), `peft-ts --version printed ${version}`);
-      await run(join(everything, 'node_modules/.bin/peft-ts-bench'), ['--help'], { cwd: everything });
+      const help = (await run(join(everything, 'node_modules/.bin/peft-ts-bench'), ['--help'], { cwd: everything })).out;
+      check(help.includes('Usage: peft-ts-bench'), `peft-ts-bench --help printed:\n${help}`);
     });
     const model = join(everything, 'tiny-llama');
     await step("data-alpaca's README example, run as written (the model's own tokenizer, no dev packages)", async () => {
