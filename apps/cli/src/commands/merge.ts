@@ -1,7 +1,7 @@
 // `peft-ts merge`: an adapter merged into its base checkpoint, written as a plain HF checkpoint.
 import { createRuntime } from '@peft-ts/tensor';
 import { mergeIntoCheckpoint, qloraMergeDrift } from '@peft-ts/merge';
-import { checkInputDir, checkOutputDir } from '@peft-ts/trainer';
+import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
 import { PeftError } from '@peft-ts/errors';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
@@ -41,12 +41,15 @@ export async function merge(argv: string[]): Promise<number> {
   const rt = await createRuntime();
   try {
     const bar = progressBar('merge');
-    const r = await mergeIntoCheckpoint(rt, base, adapter, outDir, {
-      dtype,
-      overwrite: values.overwrite === true,
-      ...(shardMb ? { maxShardBytes: shardMb * 1e6 } : {}),
-      onProgress: (p) => bar.update(p.index, p.total),
-    });
+    // A write that fails (a full disk) names the output rather than no file at all.
+    const r = await withPath(outDir, 'a merged checkpoint written in full', () =>
+      mergeIntoCheckpoint(rt, base, adapter, outDir, {
+        dtype,
+        overwrite: values.overwrite === true,
+        ...(shardMb ? { maxShardBytes: shardMb * 1e6 } : {}),
+        onProgress: (p) => bar.update(p.index, p.total),
+      }),
+    );
     bar.finish();
     out(`wrote ${outDir}: ${r.mergedModules} layers merged, ${r.files.length} file(s)`);
     if (values.drift) {

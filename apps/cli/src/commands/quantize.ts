@@ -1,7 +1,7 @@
 // `peft-ts quantize`: a Hugging Face checkpoint to a bitsandbytes-layout 4-bit checkpoint.
 import { quantizeCheckpoint } from '@peft-ts/nf4-quant';
 import { PeftError } from '@peft-ts/errors';
-import { checkInputDir, checkOutputDir } from '@peft-ts/trainer';
+import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
 
@@ -34,13 +34,13 @@ export async function quantize(argv: string[]): Promise<number> {
   const target = await checkOutputDir(outDir, '<out-dir>');
   if (target.exists && values.overwrite !== true) throw new PeftError('OUTPUT_EXISTS', `<out-dir>: ${outDir}: expected a new directory, got one that exists; pass --overwrite to replace it`);
   const bar = progressBar('quantize');
-  const result = await quantizeCheckpoint(inDir, outDir, {
+  const result = await withPath(outDir, 'a quantized checkpoint written in full', () => quantizeCheckpoint(inDir, outDir, {
     type: choiceFlag('quantize', 'type', values.type, ['nf4', 'fp4'] as const) ?? 'nf4',
     blocksize: numberFlag('quantize', 'blocksize', values.blocksize, { integer: true, min: 32 }) ?? 64,
     doubleQuant: values['no-double-quant'] !== true,
     overwrite: values.overwrite === true,
     onProgress: (p) => bar.update(p.index, p.total, { tensor: p.tensor }),
-  });
+  }));
   bar.finish();
   out(`wrote ${result.outDir}: ${result.quantized.length} weights in 4 bits, ${result.kept.length} tensors kept, ${result.files.length} file(s)`);
   return 0;

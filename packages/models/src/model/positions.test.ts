@@ -22,12 +22,12 @@ async function withMaxPositions(arch: string, key: string, value: number): Promi
 }
 
 describe('positions past the model limit', () => {
-  it('rotary: logits past max_position_embeddings equal those of a longer limit, with one warning', async () => {
+  it.each(['llama', 'mistral', 'qwen2', 'phi3'])('%s: logits past max_position_embeddings equal those of a longer limit, with one warning', async (arch) => {
     const rt = await testRuntime();
     const T = 40;
     const ids = Int32Array.from({ length: T }, (_, i) => 3 + ((i * 37) % 300));
-    const short = await loadModel(rt, await withMaxPositions('llama', 'max_position_embeddings', 16));
-    const long = await loadModel(rt, await withMaxPositions('llama', 'max_position_embeddings', 64));
+    const short = await loadModel(rt, await withMaxPositions(arch, 'max_position_embeddings', 16));
+    const long = await loadModel(rt, await withMaxPositions(arch, 'max_position_embeddings', 64));
     const warnings: string[] = [];
     short.onWarning = (m) => warnings.push(m);
     const a = await tidy(() => short.forward(fromArray(rt, ids, [1, T], 'i32'))).toArray();
