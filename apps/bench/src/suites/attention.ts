@@ -1,7 +1,7 @@
 // Attention benchmark: forward and forward+backward wall time of causal self-attention at
 // Llama-style shapes (Hq 32, Hkv 8, D 128), or tiny shapes for a smoke run on a software adapter.
 import { attention, backward, fromArray, noGrad, tidy, type Runtime, type Tensor } from '@peft-ts/tensor';
-import type { BenchResult } from './types.js';
+import { timeSamples, type BenchResult, type SuiteOptions } from './types.js';
 
 interface Case {
   B: number;
@@ -25,34 +25,12 @@ function randomData(n: number, seed: number): Float32Array {
   return out;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
-}
-
-/** Median wall time (ms) of `iters` runs of `step`, each followed by a full GPU sync, after `warmup` runs. */
-async function timeSteps(rt: Runtime, warmup: number, iters: number, step: () => void): Promise<number> {
-  for (let i = 0; i < warmup; i++) {
-    step();
-    await rt.sync();
-  }
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    step();
-    await rt.sync();
-    times.push(performance.now() - t0);
-  }
-  return median(times);
-}
-
 /** FLOPs of the causal forward (QK^T and PV over the lower triangle). */
 function forwardFlops(c: Case): number {
   return 2 * 2 * c.B * c.HQ * c.D * ((c.T * (c.T + 1)) / 2);
 }
 
-async function benchCase(rt: Runtime, c: Case, iters: number): Promise<BenchResult[]> {
+async function benchCase(rt: Runtime, c: Case, samples: number): Promise<BenchResult[]> {
   const shape = `B=${c.B} T=${c.T} Hq=${c.HQ} Hkv=${c.HKV} D=${c.D}`;
   const q = fromArray(rt, randomData(c.B * c.T * c.HQ * c.D, 1), [c.B, c.T, c.HQ, c.D], 'f32', { requiresGrad: true });
   const k = fromArray(rt, randomData(c.B * c.T * c.HKV * c.D, 2), [c.B, c.T, c.HKV, c.D], 'f32', { requiresGrad: true });
@@ -65,21 +43,26 @@ async function benchCase(rt: Runtime, c: Case, iters: number): Promise<BenchResu
     }
   };
   try {
-    const fwd = await timeSteps(rt, 2, iters, () => tidy(() => noGrad(() => attention(q, k, v)).dispose()));
-    const both = await timeSteps(rt, 2, iters, () => {
-      tidy(() => backward(attention(q, k, v), dOut));
-      clearGrads();
-    });
+    const o = { samples, minSampleMs: 50, warmup: 2 };
+    const fwd = await timeSamples(rt, () => tidy(() => noGrad(() => attention(q, k, v)).dispose()), o);
+    const both = await timeSamples(
+      rt,
+      () => {
+        tidy(() => backward(attention(q, k, v), dOut));
+        clearGrads();
+      },
+      o,
+    );
     const flops = forwardFlops(c);
+    const timed = (t: typeof fwd) => ({ value: t.median, min: t.min, max: t.max, iterations: t.samples, unit: 'ms', better: 'lower' as const });
     return [
-      { suite: 'attention', name: `forward T=${c.T}`, value: fwd, unit: 'ms', detail: `${shape}, causal f32, ${(flops / fwd / 1e6).toPrecision(3)} GFLOP/s` },
+      { suite: 'attention', name: `forward T=${c.T}`, ...timed(fwd), detail: `${shape}, causal f32, ${(flops / fwd.median / 1e6).toPrecision(3)} GFLOP/s, ${fwd.repeats} run(s) per sample` },
       {
         suite: 'attention',
         name: `forward+backward T=${c.T}`,
-        value: both,
-        unit: 'ms',
+        ...timed(both),
         // The backward does 5 matmul-sized products against the forward's 2 (FlashAttention-2 accounting).
-        detail: `${shape}, causal f32, ${((3.5 * flops) / both / 1e6).toPrecision(3)} GFLOP/s`,
+        detail: `${shape}, causal f32, ${((3.5 * flops) / both.median / 1e6).toPrecision(3)} GFLOP/s, ${both.repeats} run(s) per sample`,
       },
     ];
   } finally {
@@ -88,18 +71,18 @@ async function benchCase(rt: Runtime, c: Case, iters: number): Promise<BenchResu
   }
 }
 
-/** Forward and forward+backward time (ms) at T 512 and 2048; `quick` runs tiny shapes once or twice. */
-export async function runAttentionBench(rt: Runtime, opts: { quick: boolean }): Promise<BenchResult[]> {
-  const cases: Case[] = opts.quick
+/** Forward and forward+backward time (ms) at T 512 and 2048 on a GPU; a software adapter runs a small model's shapes. */
+export async function runAttentionBench(rt: Runtime, opts: SuiteOptions): Promise<BenchResult[]> {
+  const cases: Case[] = rt.gpu.info.isSoftware
     ? [
-        { B: 1, T: 33, HQ: 4, HKV: 2, D: 16 },
-        { B: 1, T: 64, HQ: 4, HKV: 2, D: 16 },
+        { B: 2, T: 128, HQ: 4, HKV: 4, D: 64 },
+        { B: 1, T: 512, HQ: 8, HKV: 2, D: 64 },
       ]
     : [
         { B: 1, T: 512, HQ: 32, HKV: 8, D: 128 },
         { B: 1, T: 2048, HQ: 32, HKV: 8, D: 128 },
       ];
   const results: BenchResult[] = [];
-  for (const c of cases) results.push(...(await benchCase(rt, c, opts.quick ? 2 : 10)));
+  for (const c of cases) results.push(...(await benchCase(rt, c, opts.quick ? 3 : 5)));
   return results;
 }

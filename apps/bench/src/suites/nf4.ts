@@ -2,18 +2,19 @@
 // against the f16 matmul of the same shape (the QLoRA forward's main cost).
 import { fromArray, linear, type Runtime, type Tensor } from '@peft-ts/tensor';
 import { dequantize4bitGpu, disposeQuantized4bit, linear4bit, quantize4bitGpu, type Quantized4bitTensor } from '@peft-ts/nf4-quant/gpu';
-import type { BenchResult } from './types.js';
+import { stats, timeSamples, type BenchResult, type SuiteOptions, type Timing } from './types.js';
 
 const SUITE = 'nf4';
 
-/** Seconds per call of `fn` (which records GPU work), after warm-up, synchronising around the timed calls. */
-async function timeIt(rt: Runtime, fn: () => void, iterations: number): Promise<number> {
-  fn();
-  await rt.sync();
-  const start = performance.now();
-  for (let i = 0; i < iterations; i++) fn();
-  await rt.sync();
-  return (performance.now() - start) / 1000 / iterations;
+/** Seconds per call of `fn` (which records GPU work), sampled as throughput: median, min and max. */
+async function timeIt(rt: Runtime, fn: () => void, samples: number): Promise<Timing> {
+  const t = await timeSamples(rt, fn, { samples, minSampleMs: 50 });
+  return { ...t, median: t.median / 1000, min: t.min / 1000, max: t.max / 1000 };
+}
+
+/** A higher-is-better rate from per-call seconds: `amount` per second over `scale`. */
+function rate(name: string, unit: string, t: Timing, amount: number, scale: number, detail: string): BenchResult {
+  return { suite: SUITE, name, unit, better: 'higher', value: amount / t.median / scale, min: amount / t.max / scale, max: amount / t.min / scale, iterations: t.samples, detail };
 }
 
 /** Deterministic weight-like values (|w| ~ 0.02) without a host RNG per element. */
@@ -38,21 +39,25 @@ async function quantized(rt: Runtime, rows: number, cols: number, seed: number):
  * x [2048, 4096] times W^T with W [4096, 4096] and [11008, 4096], each beside @peft-ts/tensor's
  * f16 `linear` of the same shape. `quick`: tiny shapes, for a smoke run on a software adapter.
  */
-export async function runNf4Bench(rt: Runtime, opts: { quick: boolean }): Promise<BenchResult[]> {
+export async function runNf4Bench(rt: Runtime, opts: SuiteOptions): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
-  const iterations = opts.quick ? 2 : 20;
-  const square = opts.quick ? 256 : 4096;
+  const iterations = opts.quick ? 3 : 5;
+  const small = opts.quick || rt.gpu.info.isSoftware;
+  const square = small ? 1024 : 4096;
 
   // Quantize: f16 weight in, NF4 + double quant out (one absmax read-back per call).
   {
     const dense16 = fromArray(rt, weights(square * square, 1), [square, square], 'f16', { tag: 'weights' });
-    const runs = opts.quick ? 1 : 5;
     await quantize4bitGpu(dense16, { doubleQuant: true }).then(disposeQuantized4bit);
-    const start = performance.now();
-    for (let i = 0; i < runs; i++) disposeQuantized4bit(await quantize4bitGpu(dense16, { doubleQuant: true }));
-    await rt.sync();
-    const seconds = (performance.now() - start) / 1000 / runs;
-    results.push({ suite: SUITE, name: `quantize f16 [${square}, ${square}] -> nf4+dq`, value: (square * square) / seconds / 1e9, unit: 'Gparam/s', detail: `${(seconds * 1e3).toFixed(3)} ms` });
+    const times: number[] = [];
+    for (let i = 0; i < iterations; i++) {
+      const start = performance.now();
+      disposeQuantized4bit(await quantize4bitGpu(dense16, { doubleQuant: true }));
+      await rt.sync();
+      times.push((performance.now() - start) / 1000);
+    }
+    const t = { ...stats(times), samples: times.length, repeats: 1 };
+    results.push(rate(`quantize f16 [${square}, ${square}] -> nf4+dq`, 'Gparam/s', t, square * square, 1e9, `${(t.median * 1e3).toFixed(3)} ms`));
     dense16.dispose();
   }
 
@@ -63,15 +68,15 @@ export async function runNf4Bench(rt: Runtime, opts: { quick: boolean }): Promis
     const n = square * square;
     const bytes = n / 2 + n / 64 + Math.ceil(n / 16384) * 4 + n * 2;
     const seconds = await timeIt(rt, () => dequantize4bitGpu(q, { dtype: 'f16' }).dispose(), iterations);
-    results.push({ suite: SUITE, name: `dequantize nf4+dq [${square}, ${square}] -> f16`, value: bytes / seconds / 1e9, unit: 'GB/s', detail: `${(seconds * 1e3).toFixed(3)} ms` });
+    results.push(rate(`dequantize nf4+dq [${square}, ${square}] -> f16`, 'GB/s', seconds, bytes, 1e9, `${(seconds.median * 1e3).toFixed(3)} ms`));
     disposeQuantized4bit(q);
   }
 
   // Fused 4-bit linear vs f16 linear, same shapes, f32 activations for the 4-bit path (the
   // QLoRA forward) and f16 activations for the dense one (its fastest form).
-  const M = opts.quick ? 64 : 2048;
-  const K = opts.quick ? 256 : 4096;
-  for (const N of opts.quick ? [256, 688] : [4096, 11008]) {
+  const M = small ? 256 : 2048;
+  const K = small ? 256 : 4096;
+  for (const N of small ? [256, 688] : [4096, 11008]) {
     const { q, dense16 } = await quantized(rt, N, K, 3 + N);
     const xs = weights(M * K, 4);
     const x32 = fromArray(rt, xs, [M, K], 'f32');
@@ -79,35 +84,33 @@ export async function runNf4Bench(rt: Runtime, opts: { quick: boolean }): Promis
     const flops = 2 * M * N * K;
     const shape = `[${M}, ${K}] x [${N}, ${K}]^T`;
     const t4 = await timeIt(rt, () => linear4bit(x32, q).dispose(), iterations);
-    results.push({ suite: SUITE, name: `fused nf4 linear ${shape}`, value: flops / t4 / 1e12, unit: 'TFLOP/s', detail: `${(t4 * 1e3).toFixed(3)} ms, f32 activations` });
+    const fu = small ? 'GFLOP/s' : 'TFLOP/s';
+    const fs = small ? 1e9 : 1e12;
+    results.push(rate(`nf4 linear ${shape}`, fu, t4, flops, fs, `${(t4.median * 1e3).toFixed(3)} ms, f32 activations`));
     if (rt.has('shader-f16')) {
       const t4h = await timeIt(rt, () => linear4bit(x16, q, null, { computeDtype: 'f16' }).dispose(), iterations);
-      results.push({ suite: SUITE, name: `fused nf4 linear ${shape}, f16 compute`, value: flops / t4h / 1e12, unit: 'TFLOP/s', detail: `${(t4h * 1e3).toFixed(3)} ms, f16 activations` });
+      results.push(rate(`fused nf4 linear ${shape}, f16 compute`, fu, t4h, flops, fs, `${(t4h.median * 1e3).toFixed(3)} ms, f16 activations`));
     }
     const t16 = await timeIt(rt, () => linear(x16, dense16).dispose(), iterations);
-    results.push({
-      suite: SUITE,
-      name: `f16 linear ${shape}`,
-      value: flops / t16 / 1e12,
-      unit: 'TFLOP/s',
-      detail: `${(t16 * 1e3).toFixed(3)} ms; fused nf4 takes ${(t4 / t16).toFixed(2)}x its time with ${((N * K * 0.516) / (N * K * 2) * 100).toFixed(0)}% of its weight bytes`,
-    });
+    results.push(
+      rate(`f16 linear ${shape}`, fu, t16, flops, fs, `${(t16.median * 1e3).toFixed(3)} ms; nf4 takes ${(t4.median / t16.median).toFixed(2)}x its time with ${((N * K * 0.516) / (N * K * 2) * 100).toFixed(0)}% of its weight bytes`),
+    );
     for (const t of [x32, x16, dense16]) t.dispose();
     disposeQuantized4bit(q);
   }
 
   // One token (generation): the few-rows kernel streams the 4-bit weight once.
   {
-    const [N1, K1] = opts.quick ? [688, 256] : [11008, 4096];
+    const [N1, K1] = small ? [2752, 1024] : [11008, 4096];
     const { q, dense16 } = await quantized(rt, N1, K1, 5);
     const x32 = fromArray(rt, weights(K1, 6), [1, K1], 'f32');
     const x16 = fromArray(rt, weights(K1, 6), [1, K1], 'f16');
     const weightBytes = N1 * K1 * (0.5 + 1 / 64) + Math.ceil((N1 * K1) / 16384) * 4;
-    const t4 = await timeIt(rt, () => linear4bit(x32, q).dispose(), iterations * 5);
-    const t16 = await timeIt(rt, () => linear(x16, dense16).dispose(), iterations * 5);
+    const t4 = await timeIt(rt, () => linear4bit(x32, q).dispose(), iterations);
+    const t16 = await timeIt(rt, () => linear(x16, dense16).dispose(), iterations);
     const shape = `[1, ${K1}] x [${N1}, ${K1}]^T`;
-    results.push({ suite: SUITE, name: `fused nf4 linear ${shape}`, value: weightBytes / t4 / 1e9, unit: 'GB/s', detail: `${(t4 * 1e6).toFixed(1)} us, 4-bit weight bytes per second` });
-    results.push({ suite: SUITE, name: `f16 linear ${shape}`, value: (N1 * K1 * 2) / t16 / 1e9, unit: 'GB/s', detail: `${(t16 * 1e6).toFixed(1)} us, f16 weight bytes per second` });
+    results.push(rate(`fused nf4 linear ${shape}`, 'GB/s', t4, weightBytes, 1e9, `${(t4.median * 1e6).toFixed(1)} us, 4-bit weight bytes per second`));
+    results.push(rate(`f16 linear ${shape}`, 'GB/s', t16, N1 * K1 * 2, 1e9, `${(t16.median * 1e6).toFixed(1)} us, f16 weight bytes per second`));
     for (const t of [x32, x16, dense16]) t.dispose();
     disposeQuantized4bit(q);
   }

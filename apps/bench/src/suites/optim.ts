@@ -3,7 +3,7 @@
 // state, plus the bandwidth each achieves.
 import { AdamW, type AdamWOptions } from '@peft-ts/paged-optim';
 import { randn, type Runtime, type Tensor } from '@peft-ts/tensor';
-import type { BenchResult } from './types.js';
+import { stats, type BenchResult, type SuiteOptions } from './types.js';
 
 /** Parameters are split into this many tensors, so each step is a multi-tensor update. */
 const TENSORS = 16;
@@ -26,18 +26,23 @@ function human(n: number): string {
   return n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`;
 }
 
-async function timeSteps(rt: Runtime, opt: AdamW, steps: number): Promise<number> {
+/** Milliseconds per step, each step timed to its end on the GPU. */
+async function timeSteps(rt: Runtime, opt: AdamW, steps: number): Promise<number[]> {
   await rt.sync();
-  const start = performance.now();
-  for (let i = 0; i < steps; i++) await opt.step();
-  // Resident steps only record work; wait for the GPU to finish it.
-  await rt.sync();
-  return (performance.now() - start) / steps;
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const start = performance.now();
+    await opt.step();
+    // Resident steps only record work; wait for the GPU to finish it.
+    await rt.sync();
+    times.push(performance.now() - start);
+  }
+  return times;
 }
 
-export async function runOptimBench(rt: Runtime, opts: { quick: boolean }): Promise<BenchResult[]> {
-  const sizes = opts.quick ? [100_000] : [10_000_000, 100_000_000];
-  const steps = opts.quick ? 3 : 10;
+export async function runOptimBench(rt: Runtime, opts: SuiteOptions): Promise<BenchResult[]> {
+  const sizes = opts.quick ? [100_000] : rt.gpu.info.isSoftware ? [1_000_000, 10_000_000] : [10_000_000, 100_000_000];
+  const steps = opts.quick ? 3 : 5;
   const results: BenchResult[] = [];
   for (const total of sizes) {
     const per = Math.ceil(total / TENSORS);
@@ -54,7 +59,8 @@ export async function runOptimBench(rt: Runtime, opts: { quick: boolean }): Prom
         // Warm-up: pipelines, state allocation, the first host chunks.
         await opt.step();
         await opt.step();
-        const ms = await timeSteps(rt, opt, steps);
+        const t = stats(await timeSteps(rt, opt, steps));
+        const ms = t.median;
         const params_ = per * TENSORS;
         const gbps = (variant.bytesPerParam * params_) / (ms / 1000) / 1e9;
         const sb = opt.stateBytes();
@@ -63,6 +69,10 @@ export async function runOptimBench(rt: Runtime, opts: { quick: boolean }): Prom
           suite: 'optim',
           name: `AdamW ${variant.name}, ${human(total)} params`,
           value: ms,
+          min: t.min,
+          max: t.max,
+          iterations: steps,
+          better: 'lower',
           unit: 'ms/step',
           detail: `${gbps.toFixed(1)} GB/s on-GPU traffic, optimizer GPU memory ${(sb.gpu / 2 ** 20).toFixed(1)} MiB${host}`,
         });
