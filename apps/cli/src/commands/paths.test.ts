@@ -107,17 +107,20 @@ describe('peft-ts paths', () => {
     await mkdir(join(out, `.checkpoint-2.tmp-${dead}-0a1b2c`));
     await writeFile(join(out, `metrics.jsonl.${dead}.tmp`), '');
     await mkdir(join(out, `.checkpoint-9.tmp-${process.ppid}-0a1b2c`));
+    // A user's file that merely looks like a temporary stays.
+    await writeFile(join(out, `notes.${dead}.tmp`), 'mine');
     expect(await train(['--model', model, '--data', data, '--output', out, '--max-steps', '2', '--save-every', '1', '--resume', 'latest', ...QUICK])).toBe(0);
     const names = readdirSync(out);
     expect(names).not.toContain(`.checkpoint-2.tmp-${dead}-0a1b2c`);
     expect(names).not.toContain(`metrics.jsonl.${dead}.tmp`);
     expect(names).toContain(`.checkpoint-9.tmp-${process.ppid}-0a1b2c`);
+    expect(names).toContain(`notes.${dead}.tmp`);
 
     // --overwrite replaces the run's files and nothing else.
     await mkdir(join(out, `.adapter.tmp-${dead}-ffee00`));
     expect(await train(['--model', model, '--data', data, '--output', out, '--max-steps', '1', '--overwrite', ...QUICK])).toBe(0);
     const after = readdirSync(out).sort();
-    expect(after).toEqual(['.checkpoint-9.tmp-' + String(process.ppid) + '-0a1b2c', 'adapter', 'loss.svg', 'metrics.jsonl', 'notes.txt', 'summary.json'].sort());
+    expect(after).toEqual(['.checkpoint-9.tmp-' + String(process.ppid) + '-0a1b2c', 'adapter', 'loss.svg', 'metrics.jsonl', `notes.${dead}.tmp`, 'notes.txt', 'summary.json'].sort());
   });
 
   it('demo refuses a directory with an earlier demo run unless --fresh', async () => {

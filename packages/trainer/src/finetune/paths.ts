@@ -146,13 +146,15 @@ function alive(pid: number): boolean {
 
 /**
  * Removes what an interrupted run (kill -9, power loss) of this output directory left behind:
- * `.<name>.tmp-<pid>-<tag>` and `.<name>.old-<pid>-<tag>` directories of atomic writes and
- * `<file>.<pid>.tmp` files, whose process is gone. Returns the names removed.
+ * `.checkpoint-N.tmp-<pid>-<tag>` (and `.adapter`, `.best-adapter`; `.old-` too) directories of
+ * atomic writes and `metrics.jsonl.<pid>.tmp`-style files, whose process is gone. Returns the
+ * names removed.
  */
 export async function removeStaleTemporaries(outputDir: string): Promise<string[]> {
   const removed: string[] = [];
   for (const name of await entriesOf(outputDir)) {
-    const m = /^\.[^/]+\.(?:tmp|old)-(\d+)-[0-9a-f]+$/.exec(name) ?? /^[^/]+\.(\d+)\.tmp$/.exec(name);
+    // Only the names a run writes: a user's own file in the directory is never touched.
+    const m = /^\.(?:checkpoint-\d+|adapter|best-adapter)\.(?:tmp|old)-(\d+)-[0-9a-f]+$/.exec(name) ?? /^(?:metrics\.jsonl|loss\.svg|summary\.json)\.(\d+)\.tmp$/.exec(name);
     if (!m || alive(Number(m[1]))) continue;
     await rm(join(outputDir, name), { recursive: true, force: true });
     removed.push(name);
