@@ -188,6 +188,20 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
     }
     const after = counters(rt);
     await step(true);
+    // One more step with a timestamp around every dispatch, where the device has them.
+    let kernels = '';
+    if (rt.has('timestamp-query')) {
+      rt.setProfiling(true);
+      await step(false);
+      const profile = await rt.kernelProfile(true);
+      rt.setProfiling(false);
+      const total = profile.reduce((s, k) => s + k.ms, 0);
+      kernels = profile
+        .slice(0, 6)
+        .map((k) => `${k.kernel} ${k.ms.toFixed(1)} ms (${((100 * k.ms) / total).toFixed(0)}%, ${k.dispatches}x)`)
+        .join(', ');
+      kernels = `; GPU time ${total.toFixed(1)} ms: ${kernels}`;
+    }
     const mem = rt.memoryStats();
     const s = stats(times);
     const perStep = (k: keyof Counters) => (after[k] - before[k]) / times.length;
@@ -205,7 +219,7 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
       value: perStep('dispatches'),
       unit: 'dispatches',
       iterations: times.length,
-      detail: `${perStep('submits').toFixed(1)} submits, ${Number.isNaN(perStep('readbacks')) ? '?' : perStep('readbacks').toFixed(1)} readbacks; phases (synced step) forward ${phases.forward.toFixed(1)} ms, backward ${phases.backward.toFixed(1)} ms, optimizer ${phases.optimizer.toFixed(1)} ms`,
+      detail: `${perStep('submits').toFixed(1)} submits, ${Number.isNaN(perStep('readbacks')) ? '?' : perStep('readbacks').toFixed(1)} readbacks; phases (synced step) forward ${phases.forward.toFixed(1)} ms, backward ${phases.backward.toFixed(1)} ms, optimizer ${phases.optimizer.toFixed(1)} ms${kernels}`,
     });
   } finally {
     optimizer.dispose();

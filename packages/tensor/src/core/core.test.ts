@@ -8,6 +8,7 @@ import {
   checkpoint,
   fromArray,
   full,
+  matmul,
   mul,
   noGrad,
   sizeClass,
@@ -186,5 +187,34 @@ describe('tensor core', () => {
     w.dispose();
     bias.dispose();
     input.dispose();
+  });
+});
+
+describe('kernel profiling', () => {
+  it('attributes GPU time to each kernel by name, one entry per dispatch, and stops when turned off', async () => {
+    const rt = await testRuntime();
+    if (!rt.has('timestamp-query')) {
+      // Without timestamps profiling is refused up front rather than giving zeros.
+      expect(() => rt.setProfiling(true)).toThrow(/timestamp-query/);
+      return;
+    }
+    rt.setProfiling(true);
+    const a = fromArray(rt, randn(64 * 48, 3), [64, 48]);
+    const b = fromArray(rt, randn(48 * 40, 4), [48, 40]);
+    for (let i = 0; i < 3; i++) matmul(a, b).dispose();
+    add(a, a).dispose();
+    const profile = await rt.kernelProfile(true);
+    const mm = profile.find((k) => k.kernel.startsWith('matmul'));
+    expect(mm?.dispatches).toBe(3);
+    expect(mm?.ms).toBeGreaterThan(0);
+    expect(profile.reduce((s, k) => s + k.dispatches, 0)).toBe(4);
+    rt.setProfiling(false);
+    matmul(a, b).dispose();
+    expect(await rt.kernelProfile()).toEqual([]);
+    // Results are unchanged by the extra passes.
+    const plain = await matmul(a, b).toArray();
+    rt.setProfiling(true);
+    expect(Array.from(await matmul(a, b).toArray())).toEqual(Array.from(plain));
+    rt.setProfiling(false);
   });
 });

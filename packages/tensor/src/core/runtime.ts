@@ -24,6 +24,21 @@ export interface BufferBinding {
   size: number;
 }
 
+/** GPU time spent in one kernel (by name and variant) while profiling. */
+export interface KernelTime {
+  kernel: string;
+  ms: number;
+  dispatches: number;
+}
+
+/** Timestamp queries of one submit: which kernel each begin/end pair belongs to. */
+interface ProfileBatch {
+  querySet: GPUQuerySet;
+  resolve: GPUBuffer;
+  readback: GPUBuffer;
+  kernels: string[];
+}
+
 interface UniformChunk {
   buffer: GPUBuffer;
   data: ArrayBuffer;
@@ -49,6 +64,10 @@ export class Runtime {
   totalSubmits = 0;
   /** Host readbacks (buffer maps) since creation: each one waits for the GPU. */
   totalReadbacks = 0;
+  private profiling = false;
+  private profileBatch: ProfileBatch | null = null;
+  private readonly profilePending: Promise<void>[] = [];
+  private readonly kernelTimes = new Map<string, KernelTime>();
 
   constructor(gpu: Gpu) {
     this.gpu = gpu;
@@ -189,13 +208,83 @@ export class Runtime {
       entries.push({ binding: cached.uniformBinding, resource: { buffer: chunk.buffer, offset, size: cached.uniformBytes } });
     }
     const bindGroup = this.device.createBindGroup({ layout: cached.layout, entries });
-    const pass = this.getPass();
+    const pass = this.profiling ? this.profiledPass(spec.name) : this.getPass();
     pass.setPipeline(cached.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.dispatches += 1;
     this.totalDispatches += 1;
+    if (this.profiling) this.endPass();
     if (this.dispatches >= AUTO_FLUSH_DISPATCHES) this.flush();
+  }
+
+  /**
+   * Starts or stops measuring GPU time per kernel with timestamp queries (each dispatch then gets
+   * a compute pass of its own, which costs a little). Needs the `timestamp-query` feature.
+   */
+  setProfiling(enabled: boolean): void {
+    if (enabled && !this.has('timestamp-query')) throw new UnsupportedError({ what: 'kernel profiling without timestamp-query', got: 'timestamp-query missing', where: 'Runtime.setProfiling' });
+    this.flush();
+    this.profiling = enabled;
+  }
+
+  /** GPU time per kernel since profiling started (or the last reset), slowest first. */
+  async kernelProfile(reset = false): Promise<KernelTime[]> {
+    this.flush();
+    await Promise.all(this.profilePending.splice(0));
+    const out = [...this.kernelTimes.values()].map((k) => ({ ...k })).sort((a, b) => b.ms - a.ms);
+    if (reset) this.kernelTimes.clear();
+    return out;
+  }
+
+  private profiledPass(kernel: string): GPUComputePassEncoder {
+    this.endPass();
+    let batch = this.profileBatch;
+    if (!batch) {
+      const count = 2 * AUTO_FLUSH_DISPATCHES;
+      batch = {
+        querySet: this.device.createQuerySet({ type: 'timestamp', count }),
+        resolve: this.device.createBuffer({ size: count * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+        readback: this.device.createBuffer({ size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+        kernels: [],
+      };
+      this.profileBatch = batch;
+    }
+    const at = 2 * batch.kernels.length;
+    batch.kernels.push(kernel);
+    this.pass = this.getEncoder().beginComputePass({ timestampWrites: { querySet: batch.querySet, beginningOfPassWriteIndex: at, endOfPassWriteIndex: at + 1 } });
+    return this.pass;
+  }
+
+  /** Resolves this submit's timestamps into the readback buffer (recorded before the submit). */
+  private resolveProfile(): ProfileBatch | null {
+    const batch = this.profileBatch;
+    if (!batch || batch.kernels.length === 0) return null;
+    this.profileBatch = null;
+    const bytes = batch.kernels.length * 16;
+    const encoder = this.getEncoder();
+    encoder.resolveQuerySet(batch.querySet, 0, batch.kernels.length * 2, batch.resolve, 0);
+    encoder.copyBufferToBuffer(batch.resolve, 0, batch.readback, 0, bytes);
+    return batch;
+  }
+
+  private collectProfile(batch: ProfileBatch): void {
+    const bytes = batch.kernels.length * 16;
+    const done = this.mapAsync(batch.readback, GPUMapMode.READ, 0, bytes).then(() => {
+      const t = new BigUint64Array(batch.readback.getMappedRange(0, bytes));
+      batch.kernels.forEach((kernel, i) => {
+        const begin = t[2 * i] ?? 0n;
+        const end = t[2 * i + 1] ?? 0n;
+        const entry = this.kernelTimes.get(kernel) ?? { kernel, ms: 0, dispatches: 0 };
+        entry.ms += end > begin ? Number(end - begin) / 1e6 : 0;
+        entry.dispatches += 1;
+        this.kernelTimes.set(kernel, entry);
+      });
+      batch.readback.unmap();
+      for (const b of [batch.resolve, batch.readback]) b.destroy();
+      batch.querySet.destroy();
+    });
+    this.profilePending.push(done);
   }
 
   /** Records a buffer-to-buffer copy (offsets and size multiples of 4). */
@@ -218,6 +307,7 @@ export class Runtime {
   /** Submits everything recorded so far. */
   flush(): void {
     this.endPass();
+    const profiled = this.resolveProfile();
     const encoder = this.encoder;
     this.encoder = null;
     this.dispatches = 0;
@@ -232,6 +322,7 @@ export class Runtime {
     this.uniformChunks = [];
     this.pool.afterSubmit();
     for (const hook of this.afterSubmitHooks.splice(0)) hook();
+    if (profiled) this.collectProfile(profiled);
   }
 
   /** Submits and waits for the GPU; throws any GPU error reported meanwhile. */
