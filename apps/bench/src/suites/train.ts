@@ -27,7 +27,7 @@ const gpt2 = (d: number, layers: number, extra: Record<string, unknown>) => ({ m
 const llama = (d: number, layers: number, extra: Record<string, unknown>) => ({
   model_type: 'llama',
   hidden_size: d,
-  intermediate_size: (d * 8) / 3 - (((d * 8) / 3) % 16),
+  intermediate_size: Math.floor((d * 8) / 3 / 16) * 16,
   num_hidden_layers: layers,
   num_attention_heads: 4,
   num_key_value_heads: 4,
