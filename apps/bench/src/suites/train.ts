@@ -1,7 +1,7 @@
 // End-to-end training benchmark: one optimizer step (forward, loss, backward, clipping, AdamW) of a
 // LoRA or QLoRA model with random weights made on the device, at synthetic and real model shapes.
 import { LoraModel } from '@peft-ts/lora';
-import { CausalLM, DenseLinear, modelLayout, parseModelConfig, NAMED_SIZES, type Linear, type ModelConfig } from '@peft-ts/models';
+import { CausalLM, DenseLinear, estimateMemory, modelLayout, parseModelConfig, NAMED_SIZES, type Linear, type ModelConfig } from '@peft-ts/models';
 import { Linear4bit, quantize4bitGpu } from '@peft-ts/nf4-quant/gpu';
 import { AdamW, clipGradNorm } from '@peft-ts/paged-optim';
 import { backward, causalLmLoss, fromArray, full, mul, randn, scalar, tidy, type Runtime, type Tensor } from '@peft-ts/tensor';
@@ -212,7 +212,26 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
       `${c.checkpointing ? ', checkpointing' : ''}; step-0 loss ${loss0.toFixed(4)}`;
     results.push({ ...base, name: `${c.name} step`, value: s.median, unit: 'ms', better: 'lower', detail });
     results.push({ ...base, name: `${c.name} throughput`, value: (tok / s.median) * 1000, unit: 'tok/s', better: 'higher', min: (tok / s.max) * 1000, max: (tok / s.min) * 1000 });
-    results.push({ suite: 'train', name: `${c.name} peak memory`, value: mem.peakBytes, unit: 'bytes', better: 'lower', iterations: 1 });
+    // What `peft-ts estimate` predicts for the same run, beside what the runtime accounted.
+    const est = estimateMemory(config, {
+      method: c.method,
+      r: c.r,
+      targets: 'all-linear',
+      batch: c.batch,
+      seqLen: c.seq,
+      checkpointing: c.checkpointing,
+      weightDtype: 'f32',
+      activationDtype: 'f32',
+    });
+    results.push({
+      suite: 'train',
+      name: `${c.name} peak memory`,
+      value: mem.peakBytes,
+      unit: 'bytes',
+      better: 'lower',
+      iterations: 1,
+      detail: `estimate ${est.bytes.total.toExponential(3)} bytes (${(est.bytes.total / mem.peakBytes).toFixed(2)}x the measured peak)`,
+    });
     results.push({
       suite: 'train',
       name: `${c.name} per step`,
