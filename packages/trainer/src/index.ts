@@ -3,7 +3,7 @@ export { NonFiniteError, Trainer, type TrainerOptions } from './train/trainer.js
 export type { BatchSource, TrainBatch, TrainOptimizer, TrainerCallbacks, StepLog, EvalLog, TrainSummary } from './train/types.js';
 export { learningRate, validateSchedule, warmupStepsOf, type ScheduleOptions, type ScheduleType } from './schedule/schedule.js';
 export { Progress, formatDuration, type ProgressOptions, type ProgressStream } from './observe/progress.js';
-export { lossCurveSvg, type CurvePoint } from './observe/loss-svg.js';
+export { lossCurveSvg, emaSmooth, defaultSmoothing, LOSS_SVG_LAYOUT, type CurvePoint, type LossCurveOptions } from './observe/loss-svg.js';
 export { resolveFinetuneConfig, DEFAULT_CONFIG, type FinetuneConfig, type Method, type OptimizerName } from './finetune/config.js';
 export { promptText, promptIds, encodePrompt, generateText, type PromptTemplate, type TextGenerateOptions } from './generation/text.js';
 export { runFinetune, prepareFinetune, modelLoadOptions, type FinetuneRun, type FinetuneOptions, type PreparedFinetune } from './finetune/run.js';
