@@ -174,7 +174,7 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
     'default',
     { seed: config.seed },
   );
-  log(`model: ${model.config.className} ${config.method === 'qlora' ? `(${config.quantType.toUpperCase()} base${config.doubleQuant ? ', double quant' : ''})` : ''}; ${lora.trainableParametersSummary().line}`);
+  log(`model: ${model.config.className}${config.method === 'qlora' ? ` (${config.quantType.toUpperCase()} base${config.doubleQuant ? ', double quant' : ''})` : ''}; ${lora.trainableParametersSummary().line}`);
 
   const trainIt = new BatchIterator(split.train, { batchSize: config.batchSize, padId: tokenizer.padId, seed: config.seed, maxLength: config.maxLength, pack: config.pack });
   const valIt = split.validation.length > 0 ? new BatchIterator(split.validation, { batchSize: config.batchSize, padId: tokenizer.padId, seed: config.seed, shuffle: false, maxLength: config.maxLength }) : null;
