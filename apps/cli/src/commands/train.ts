@@ -42,6 +42,7 @@ Optimisation:
   --f16-activations           keep the residual stream in f16 between layers (half the checkpointed memory)
 Run:
   --output <dir>              where adapters, checkpoints, metrics.jsonl and loss.svg go
+                              (default ./peft-ts-output)
   --eval-every <n>            evaluate every n steps
   --early-stopping <n>        stop after n evaluations without improvement
   --save-every <n>            checkpoint every n steps (resumable)
