@@ -67,6 +67,10 @@ describe('peft-ts-bench', () => {
     const slow = await bench(['--suite', 'train', '--case', 'tiny llama', '--quick', '--out', join(dir, 'b'), '--compare', baseline]);
     expect(slow.code, slow.out).toBe(1);
     expect(slow.out).toMatch(/tiny llama lora step .*REGRESSION/);
+    // The same comparison from files alone, without running anything.
+    const files = await bench(['--compare', baseline, '--against', join(dir, 'b', 'bench.json')]);
+    expect(files.code, files.out).toBe(1);
+    expect(files.out).toMatch(/REGRESSION/);
     const same = await bench(['--suite', 'train', '--case', 'tiny llama', '--quick', '--out', join(dir, 'c'), '--compare', join(dir, 'a', 'bench.json'), '--max-regression', '20']);
     expect(same.code, same.out).toBe(0);
     expect(same.out).toMatch(/no result worse than the baseline by more than 2000%/);

@@ -41,6 +41,7 @@ with min, max and the count.
   --compare FILE       compare with an earlier bench.json from the same adapter: prints ratios
                        and exits 1 when a result is worse than the baseline by more than
                        --max-regression (default 0.15, i.e. 15%)
+  --against FILE       with --compare: compare that bench.json instead of running anything
 
 Train cases: ${TRAIN_CASES.map((c) => c.name).join('; ')}.
 
@@ -124,6 +125,7 @@ export async function main(argv: string[]): Promise<number> {
         quick: { type: 'boolean' },
         out: { type: 'string' },
         compare: { type: 'string' },
+        against: { type: 'string' },
         'max-regression': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -163,6 +165,25 @@ export async function main(argv: string[]): Promise<number> {
       return 3;
     }
     throw error;
+  }
+  if (values.against !== undefined) {
+    if (!baseline) {
+      process.stderr.write('peft-ts-bench: --against needs --compare BASELINE.json\n');
+      return 2;
+    }
+    let current: BenchRun;
+    try {
+      current = readBaseline(values.against);
+    } catch (error) {
+      if (error instanceof BaselineError) {
+        process.stderr.write(`peft-ts-bench: --against ${error.message}\n`);
+        return 3;
+      }
+      throw error;
+    }
+    const cmp = compareRuns(baseline, current, maxRegression);
+    process.stdout.write(`${formatComparison(cmp, maxRegression)}\n`);
+    return cmp.error ? 3 : cmp.regressions > 0 ? 1 : 0;
   }
   const outDir = values.out ?? 'bench-results';
   const rt = await createRuntime();
