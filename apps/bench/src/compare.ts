@@ -66,7 +66,7 @@ export function formatComparison(c: Comparison, maxRegression: number): string {
   const fmt = (v: number): string => (Math.abs(v) >= 1e6 ? v.toExponential(3) : v.toPrecision(4));
   const lines = ['| result | baseline | this run | unit | this run vs baseline |', '| --- | --- | --- | --- | --- |'];
   for (const r of c.rows) {
-    const verdict = r.slowdown < 1 ? `${(1 / r.slowdown).toFixed(2)}x better` : `${r.slowdown.toFixed(2)}x worse`;
+    const verdict = Math.abs(r.slowdown - 1) < 0.005 ? 'the same' : r.slowdown < 1 ? `${(1 / r.slowdown).toFixed(2)}x better` : `${r.slowdown.toFixed(2)}x worse`;
     lines.push(`| ${r.key} | ${fmt(r.baseline)} | ${fmt(r.current)} | ${r.unit} | ${verdict}${r.regression ? ' **REGRESSION**' : ''} |`);
   }
   if (c.unmatched.length > 0) lines.push('', `not in the baseline: ${c.unmatched.join('; ')}`);
