@@ -11,6 +11,7 @@ import { mergeIntoCheckpoint } from '@peft-ts/merge';
 import { generateText, promptIds, resolveFinetuneConfig, runFinetune } from '@peft-ts/trainer';
 import { numberFlag, out, parse, UsageError } from '../args.js';
 import { createDemoAssets } from '../demo/assets.js';
+import { accuracy, confusion, confusionTable, correct, majorityRate, percent, total, verdict, verdictLine, type Confusion } from '../demo/verdict.js';
 
 export const DEMO_HELP = `Usage: peft-ts demo [--dir <dir>] [--steps <n>] [--fresh]
 
@@ -29,9 +30,8 @@ Options:
 `;
 
 interface Score {
-  /** Held-out review-sentiment examples whose answer is the right label. */
-  sentimentRight: number;
-  sentimentTotal: number;
+  /** Held-out review-sentiment examples: expected label against the answer's label. */
+  sentiment: Confusion;
   /** All held-out examples answered exactly. */
   exact: number;
   total: number;
@@ -40,9 +40,10 @@ interface Score {
 
 const LABELS = ['positive', 'negative', 'neutral'];
 
-/** Greedy answers to held-out instructions: label accuracy on the sentiment task, exact match on all. */
+/** Greedy answers to held-out instructions: label confusion on the sentiment task, exact match on all. */
 async function score(model: CausalLM, tokenizer: Tokenizer, examples: readonly Example[]): Promise<Score> {
-  const s: Score = { sentimentRight: 0, sentimentTotal: 0, exact: 0, total: 0, samples: [] };
+  const pairs: { expected: string; got: string }[] = [];
+  const s = { exact: 0, total: 0, samples: [] as Score['samples'] };
   for (const e of examples) {
     if (e.kind !== 'instruction') continue;
     const r = await generateText(model, tokenizer, promptIds(tokenizer, 'alpaca', e.instruction, e.input), { maxNewTokens: 16 });
@@ -51,22 +52,21 @@ async function score(model: CausalLM, tokenizer: Tokenizer, examples: readonly E
     s.total += 1;
     if (got === expected) s.exact += 1;
     if (LABELS.includes(expected)) {
-      s.sentimentTotal += 1;
-      if (got.split(/\s+/)[0]?.toLowerCase() === expected) s.sentimentRight += 1;
+      pairs.push({ expected, got });
       if (s.samples.length < 3) s.samples.push({ prompt: e.input, expected, got });
     }
   }
-  return s;
+  return { ...s, sentiment: confusion(LABELS, pairs) };
 }
 
-const pct = (a: number, b: number) => `${((100 * a) / Math.max(1, b)).toFixed(0)}%`;
-
-function showScore(title: string, s: Score): void {
-  out(`${title}: sentiment labels right on ${s.sentimentRight}/${s.sentimentTotal} held-out reviews (${pct(s.sentimentRight, s.sentimentTotal)}; chance is about 33%), ${s.exact}/${s.total} held-out answers exact overall`);
+function showScore(title: string, s: Score, table: boolean): void {
+  const c = s.sentiment;
+  out(`${title}: sentiment labels right on ${correct(c)}/${total(c)} held-out reviews (${percent(accuracy(c))}; chance ${percent(1 / LABELS.length)}, most common label ${percent(majorityRate(c))}), ${s.exact}/${s.total} held-out answers exact overall`);
   for (const x of s.samples) {
     out(`     review:   ${x.prompt.length > 80 ? `${x.prompt.slice(0, 77)}...` : x.prompt}`);
     out(`     expected: ${x.expected}   got: ${x.got === '' ? '(nothing)' : x.got.replace(/\n/g, ' ').slice(0, 60)}`);
   }
+  if (table) for (const line of confusionTable(c)) out(`     ${line}`);
 }
 
 export async function demo(argv: string[]): Promise<number> {
@@ -135,13 +135,13 @@ export async function demo(argv: string[]): Promise<number> {
       log: (line) => out(`   ${line}`),
       beforeTrain: async ({ model, tokenizer, validationExamples }) => {
         before = await score(model, tokenizer, validationExamples);
-        showScore('   before training', before);
+        showScore('   before training', before, false);
       },
     });
     const s = run.summary;
     run.lora.train(false);
     const after = await score(run.model, run.tokenizer, run.validationExamples);
-    showScore('3. after training', after);
+    showScore('3. after training', after, true);
     out(`   ${s.steps} steps in ${s.seconds.toFixed(1)} s, ${(s.tokens / Math.max(1e-9, s.seconds)).toFixed(0)} tok/s; loss ${s.finalLoss?.toFixed(3) ?? 'n/a'}, best validation loss ${s.bestValLoss?.toFixed(3) ?? 'n/a'}; peak GPU memory ${formatBytes(s.peakGpuBytes)}`);
     run.model.dispose();
 
@@ -158,11 +158,8 @@ export async function demo(argv: string[]): Promise<number> {
     }
     merged.dispose();
     const b = before as Score | null;
-    const gain = b ? after.sentimentRight - b.sentimentRight : after.sentimentRight;
-    out(
-      `\ndone in ${((performance.now() - started) / 1000).toFixed(0)} s: held-out sentiment accuracy ${b ? pct(b.sentimentRight, b.sentimentTotal) : '?'} -> ${pct(after.sentimentRight, after.sentimentTotal)}` +
-        `${gain > 0 ? ': the task was learned' : ': no gain on held-out examples (try more --steps)'}.`,
-    );
+    const v = verdict(after.sentiment);
+    out(`\ndone in ${((performance.now() - started) / 1000).toFixed(0)} s: ${verdictLine(v, b ? accuracy(b.sentiment) : null)}.`);
     out(`files: ${runDir} (adapter/, checkpoints, metrics.jsonl, loss.svg), ${mergedDir}`);
   } finally {
     rt.destroy();
