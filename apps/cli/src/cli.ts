@@ -1,7 +1,6 @@
 // The peft-ts command line: parses the command and its flags, runs it, maps errors to exit codes.
-import { formatDeviceInfo, getDevice } from '@peft-ts/tensor';
 import { out, UsageError } from './args.js';
-import { errorLine, EXIT, exitCodeFor } from './errors.js';
+import { errorLine, EXIT, EXIT_CODES_HELP, exitCodeFor, withExitCodes } from './errors.js';
 import { estimate, ESTIMATE_HELP } from './commands/estimate.js';
 import { generateCommand, GENERATE_HELP } from './commands/generate.js';
 import { inspect, INSPECT_HELP } from './commands/inspect.js';
@@ -9,6 +8,7 @@ import { merge, MERGE_HELP } from './commands/merge.js';
 import { quantize, QUANTIZE_HELP } from './commands/quantize.js';
 import { train, TRAIN_HELP } from './commands/train.js';
 import { demo, DEMO_HELP } from './commands/demo.js';
+import { info, INFO_HELP } from './commands/info.js';
 
 export const VERSION = '0.0.0';
 
@@ -28,23 +28,7 @@ Commands:
   inspect    summarise a model or adapter directory
   info       the GPU adapter peft-ts uses
 
-Exit codes: 0 ok, 1 unexpected failure, 2 usage error, 3 bad input, 4 GPU problem, 5 memory budget.
-`;
-
-async function info(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    out('Usage: peft-ts info\n\nShows the GPU adapter, its features, limits and subgroup-matrix configs.');
-    return EXIT.ok;
-  }
-  if (argv.length > 0) throw new UsageError(`peft-ts info: unexpected argument ${JSON.stringify(argv[0])}`);
-  const gpu = await getDevice();
-  try {
-    out(formatDeviceInfo(gpu.info));
-  } finally {
-    gpu.destroy();
-  }
-  return EXIT.ok;
-}
+${EXIT_CODES_HELP}`;
 
 const commands: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   demo: { run: demo, help: DEMO_HELP },
@@ -54,13 +38,17 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   quantize: { run: quantize, help: QUANTIZE_HELP },
   estimate: { run: estimate, help: ESTIMATE_HELP },
   inspect: { run: inspect, help: INSPECT_HELP },
-  info: { run: info, help: '' },
+  info: { run: info, help: INFO_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
-    if (name === 'help' && rest[0] && commands[rest[0]]) return commands[rest[0]]?.run(['--help']) ?? EXIT.ok;
+    const named = rest[0] !== undefined && Object.hasOwn(commands, rest[0]) ? commands[rest[0]] : undefined;
+    if (name === 'help' && named) {
+      out(withExitCodes(named.help));
+      return EXIT.ok;
+    }
     out(HELP);
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
@@ -68,8 +56,14 @@ export async function main(argv: string[]): Promise<number> {
     out(VERSION);
     return EXIT.ok;
   }
-  const command = commands[name];
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) throw new UsageError(`peft-ts: unknown command ${JSON.stringify(name)}\n\n${HELP}`);
+  // Every command's help ends with the exit codes, whether or not its own text lists them.
+  const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (beforeDashes.includes('--help') || beforeDashes.includes('-h')) {
+    out(withExitCodes(command.help));
+    return EXIT.ok;
+  }
   return command.run(rest);
 }
 

@@ -13,6 +13,7 @@ export {
 export { modelLayout, type LinearLayout, type TensorLayout, type ModelLayout } from './config/layout.js';
 export {
   estimateMemory,
+  formatDecimalBytes,
   countParameters,
   selectTargets,
   nf4Bytes,

@@ -1,7 +1,7 @@
 // `peft-ts estimate`: GPU memory for full fine-tuning, LoRA and QLoRA of a model directory or a named size.
 import { existsSync } from 'node:fs';
-import { estimateMemory, loadModelConfig, namedConfig, NAMED_SIZES, type FinetuneMethod } from '@peft-ts/models';
-import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
+import { estimateMemory, formatDecimalBytes, loadModelConfig, namedConfig, NAMED_SIZES, type FinetuneMethod } from '@peft-ts/models';
+import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 
 export const ESTIMATE_HELP = `Usage: peft-ts estimate <model-dir | size> [options]
 
@@ -14,23 +14,42 @@ Options:
   --method <m>        full, lora, qlora or all (default all)
   --r <n>             LoRA rank (default 16)
   --targets <list>    all-linear or comma-separated module names (default all-linear)
-  --batch <n>         micro-batch size (default 1)
-  --seq-len <n>       tokens per sequence (default 512)
+  --batch-size <n>    micro-batch size (default 1)
+  --max-length <n>    tokens per sequence (default 512)
   --optimizer <o>     adamw, adamw8bit, paged_adamw, paged_adamw8bit, sgd (default adamw)
-  --no-checkpointing  estimate without gradient checkpointing
-  --json              machine-readable output
+  --no-gradient-checkpointing
+                      estimate without gradient checkpointing
+  --json              machine-readable output (sizes in bytes)
+
+The flags are named as in \`peft-ts train\`; the older --batch, --seq-len and
+--no-checkpointing are accepted as aliases. Sizes are decimal: kB = 10^3, MB = 10^6,
+GB = 10^9 bytes.
 `;
 
-const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+/** Sizes in decimal units: kB, MB or GB, whichever reads. */
+export const formatSize = formatDecimalBytes;
+
+/** A flag given under its name or its older alias; both at once must agree. */
+function aliased<T>(values: Record<string, T>, name: string, alias: string): T | undefined {
+  const a = values[name];
+  const b = values[alias];
+  if (a !== undefined && b !== undefined && a !== b) {
+    throw new UsageError(`peft-ts estimate: --${name} and --${alias} (its older name) disagree: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+  }
+  return a ?? b;
+}
 
 export async function estimate(argv: string[]): Promise<number> {
   const { values, positionals } = parse('estimate', argv, {
     method: { type: 'string' },
     r: { type: 'string' },
     targets: { type: 'string' },
+    'batch-size': { type: 'string' },
     batch: { type: 'string' },
+    'max-length': { type: 'string' },
     'seq-len': { type: 'string' },
     optimizer: { type: 'string' },
+    'no-gradient-checkpointing': { type: 'boolean' },
     'no-checkpointing': { type: 'boolean' },
     json: { type: 'boolean' },
   });
@@ -49,9 +68,9 @@ export async function estimate(argv: string[]): Promise<number> {
       method,
       r: numberFlag('estimate', 'r', values.r, { integer: true, min: 1 }) ?? 16,
       targets,
-      batch: numberFlag('estimate', 'batch', values.batch, { integer: true, min: 1 }) ?? 1,
-      seqLen: numberFlag('estimate', 'seq-len', values['seq-len'], { integer: true, min: 1 }) ?? 512,
-      checkpointing: values['no-checkpointing'] !== true,
+      batch: numberFlag('estimate', values['batch-size'] !== undefined ? 'batch-size' : 'batch', aliased(values, 'batch-size', 'batch'), { integer: true, min: 1 }) ?? 1,
+      seqLen: numberFlag('estimate', values['max-length'] !== undefined ? 'max-length' : 'seq-len', aliased(values, 'max-length', 'seq-len'), { integer: true, min: 1 }) ?? 512,
+      checkpointing: values['no-gradient-checkpointing'] !== true && values['no-checkpointing'] !== true,
       optimizer,
     }),
   );
@@ -63,7 +82,7 @@ export async function estimate(argv: string[]): Promise<number> {
   out(`${target}: ${config.className}, ${first?.params.total.toLocaleString('en-US')} parameters (${config.numLayers} layers, hidden ${config.hiddenSize})`);
   out('');
   const header = ['method', 'trainable', 'weights', 'gradients', 'optimizer', 'activations', 'total'];
-  const table = rows.map((e) => [e.method, e.params.trainable.toLocaleString('en-US'), gb(e.bytes.weights), gb(e.bytes.gradients), gb(e.bytes.optimizer), gb(e.bytes.activations), gb(e.bytes.total)]);
+  const table = rows.map((e) => [e.method, e.params.trainable.toLocaleString('en-US'), formatSize(e.bytes.weights), formatSize(e.bytes.gradients), formatSize(e.bytes.optimizer), formatSize(e.bytes.activations), formatSize(e.bytes.total)]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] ?? '').length)));
   const fmt = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
   out(fmt(header));

@@ -90,6 +90,14 @@ function optimizerBytesPerParam(opt: OptimizerKind): number {
   }
 }
 
+/** Bytes in decimal units (kB = 10^3, MB = 10^6, GB = 10^9), scaled so that small sizes do not read 0.00 GB. */
+export function formatDecimalBytes(bytes: number): string {
+  for (const [unit, scale] of [['GB', 1e9], ['MB', 1e6], ['kB', 1e3]] as const) {
+    if (Math.abs(bytes) >= scale) return `${(bytes / scale).toFixed(2)} ${unit}`;
+  }
+  return `${bytes} B`;
+}
+
 export function estimateMemory(config: ModelConfig, options: EstimateOptions): MemoryEstimate {
   const notes: string[] = [];
   const params = countParameters(config);
@@ -101,7 +109,7 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   const wdt = options.weightDtype ?? 'bf16';
   const adt = options.activationDtype ?? 'f32';
   const a = DTYPE_BYTES[adt];
-  const gb = (x: number) => `${(x / 1e9).toFixed(2)} GB`;
+  const gb = formatDecimalBytes;
 
   let weights: number;
   let gradients: number;
