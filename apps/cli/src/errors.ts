@@ -7,6 +7,21 @@ import { UsageError } from './args.js';
 /** Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 bad input (file, config), 4 GPU problem, 5 memory budget. */
 export const EXIT = { ok: 0, failure: 1, usage: 2, input: 3, device: 4, memory: 5 } as const;
 
+/** The "Exit codes:" section every command's --help ends with. */
+export const EXIT_CODES_HELP = `Exit codes:
+  0  ok
+  1  unexpected failure (a bug: the trace is printed)
+  2  usage error: an unknown or missing flag or argument, a flag value out of range
+  3  bad input: a path that does not exist, a file or directory that is not what was expected
+  4  GPU problem: no WebGPU adapter, a lost device
+  5  the memory budget does not fit
+`;
+
+/** A command's help with the exit codes section (once). */
+export function withExitCodes(help: string): string {
+  return help.includes('Exit codes:') ? help : `${help.trimEnd()}\n\n${EXIT_CODES_HELP}`;
+}
+
 /** An operating-system I/O error (ENOENT, EACCES, ENOSPC...) that reached the top. */
 function ioError(error: unknown): NodeJS.ErrnoException | null {
   const code = (error as NodeJS.ErrnoException | null)?.code;

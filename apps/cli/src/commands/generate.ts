@@ -5,6 +5,7 @@ import { loadModel, loadModelConfig } from '@peft-ts/models';
 import { LoraModel } from '@peft-ts/lora';
 import { checkInputDir, checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
+import { EXIT_CODES_HELP } from '../errors.js';
 
 
 export const GENERATE_HELP = `Usage: peft-ts generate <model-dir> --prompt <text> [options]
@@ -29,7 +30,8 @@ Options:
 
 The prompt is tokenized as training tokenizes it: one BOS (if the tokenizer adds one) and no
 EOS, or exactly what the model's chat template writes for --template model.
-`;
+
+${EXIT_CODES_HELP}`;
 
 export async function generateCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse('generate', argv, {

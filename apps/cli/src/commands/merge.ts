@@ -5,6 +5,7 @@ import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
 import { PeftError } from '@peft-ts/errors';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
+import { EXIT_CODES_HELP } from '../errors.js';
 
 export const MERGE_HELP = `Usage: peft-ts merge <base-dir> <adapter-dir> <out-dir> [options]
 
@@ -18,7 +19,8 @@ Options:
   --overwrite        replace <out-dir> if it exists
   --drift            also report, per layer, how much merging a QLoRA adapter into the 16-bit
                      base moves the weights away from the NF4 weights it was trained on
-`;
+
+${EXIT_CODES_HELP}`;
 
 export async function merge(argv: string[]): Promise<number> {
   const { values, positionals } = parse('merge', argv, {

@@ -4,6 +4,7 @@ import { PeftError } from '@peft-ts/errors';
 import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
+import { EXIT_CODES_HELP } from '../errors.js';
 
 export const QUANTIZE_HELP = `Usage: peft-ts quantize <model-dir> <out-dir> [options]
 
@@ -16,7 +17,8 @@ Options:
   --blocksize <n>     64 (default), 32..4096
   --no-double-quant   keep absmax in float32 instead of 8 bits
   --overwrite         replace <out-dir> if it exists
-`;
+
+${EXIT_CODES_HELP}`;
 
 export async function quantize(argv: string[]): Promise<number> {
   const { values, positionals } = parse('quantize', argv, {

@@ -57,7 +57,7 @@ describe('peft-ts train --on-invalid', () => {
     expect(err.text()).toMatch(/data: 15 examples from/);
     vi.restoreAllMocks();
 
-    await expect(train(['--model', model, '--data', data, '--on-invalid', 'maybe'])).rejects.toThrow(/onInvalid: expected "error" or "skip", got "maybe"/);
+    await expect(train(['--model', model, '--data', data, '--on-invalid', 'maybe'])).rejects.toThrow(/^peft-ts train: --on-invalid: expected "error" or "skip", got "maybe"$/);
   });
 
   it('refuses a file that is not UTF-8, naming the line, and quotes an empty string', async () => {

@@ -5,6 +5,7 @@ import { createRuntime } from '@peft-ts/tensor';
 import { DEFAULT_CONFIG, prepareFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig } from '@peft-ts/trainer';
 import { parse as parseYaml } from 'yaml';
 import { out, parse, UsageError } from '../args.js';
+import { EXIT_CODES_HELP } from '../errors.js';
 
 export const TRAIN_HELP = `Usage: peft-ts train [--config file.(json|yaml)] [options]
 
@@ -50,7 +51,8 @@ Run:
   --overwrite                 replace an earlier run in --output (a non-empty --output is
                               refused otherwise, unless --resume continues it)
   --seed <n>
-`;
+
+${EXIT_CODES_HELP}`;
 
 const FLAGS = {
   config: { type: 'string' },
@@ -126,10 +128,31 @@ const MAP: Record<string, [string, 'num' | 'str' | 'bool']> = {
   seed: ['seed', 'num'],
 };
 
+/** Configuration keys set by flags outside MAP (their values are rewritten before resolving). */
+const OTHER_FLAGS: Record<string, string> = { targets: 'targets', modulesToSave: 'modules-to-save', method: 'qlora', gradientCheckpointing: 'no-gradient-checkpointing', activationDtype: 'f16-activations' };
+
 /** A configuration key as the user spells it on the command line. */
 export function flagName(key: keyof FinetuneConfig): string {
-  const flag = Object.entries(MAP).find(([, [k]]) => k === key)?.[0];
+  const flag = Object.entries(MAP).find(([, [k]]) => k === key)?.[0] ?? OTHER_FLAGS[key];
   return flag ? `--${flag}` : key;
+}
+
+/**
+ * The configuration resolved, with the errors about what the command line said turned into usage
+ * errors (exit 2) that name the flag: a required key given nowhere, or a bad flag value. A bad
+ * value read from the config file stays an input error (exit 3) naming the file.
+ */
+function resolveFromCommandLine(raw: Record<string, unknown>, source: string, fromFlags: ReadonlySet<string>): FinetuneConfig {
+  try {
+    return resolveFinetuneConfig(raw, source);
+  } catch (error) {
+    if (!(error instanceof FormatError)) throw error;
+    const flag = flagName(error.field as keyof FinetuneConfig);
+    const inFile = source === 'command line' ? '' : ` (or ${error.field} in ${source})`;
+    if (error.got === 'nothing (it is required)') throw new UsageError(`peft-ts train: ${flag} is required${inFile}: expected ${error.expected}`);
+    if (fromFlags.has(error.field)) throw new UsageError(`peft-ts train: ${flag}: expected ${error.expected}, got ${error.got}`);
+    throw error;
+  }
 }
 
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
@@ -159,9 +182,11 @@ export async function train(argv: string[]): Promise<number> {
   if (values.qlora && values.lora) throw new UsageError('peft-ts train: --qlora and --lora exclude each other');
   const source = typeof values.config === 'string' ? values.config : 'command line';
   const raw: Record<string, unknown> = typeof values.config === 'string' ? await readConfigFile(values.config) : {};
+  const fromFlags = new Set<string>();
   for (const [flag, [key, kind]] of Object.entries(MAP)) {
     const v = values[flag];
     if (v === undefined) continue;
+    fromFlags.add(key);
     if (kind === 'num') {
       const n = Number(v);
       if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`peft-ts train: --${flag}: expected a number, got ${JSON.stringify(v)}`);
@@ -174,7 +199,8 @@ export async function train(argv: string[]): Promise<number> {
   if (typeof values.targets === 'string') raw.targets = values.targets === 'all-linear' ? 'all-linear' : values.targets.split(',').map((s) => s.trim());
   if (values['no-gradient-checkpointing']) raw.gradientCheckpointing = false;
   if (values['f16-activations']) raw.activationDtype = 'f16';
-  const config = resolveFinetuneConfig(raw, source);
+  for (const key of Object.keys(OTHER_FLAGS)) if (key in raw && values[OTHER_FLAGS[key] ?? ''] !== undefined) fromFlags.add(key);
+  const config = resolveFromCommandLine(raw, source, fromFlags);
   // Paths, tokenizer, data and its tokenization first: their errors come before any GPU work.
   const prepared = await prepareFinetune(config, { names: flagName });
   const rt = await createRuntime({ seed: config.seed });
