@@ -100,8 +100,13 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions)
 }
 
 function plan(rt: Runtime, kernel: AttentionKernel, d: number): AttentionPlan {
-  const limits = rt.gpu.info.limits;
-  return planAttention(kernel, d, limits.maxComputeWorkgroupStorageSize, limits.maxComputeInvocationsPerWorkgroup);
+  const info = rt.gpu.info;
+  const limits = info.limits;
+  // A software adapter runs a workgroup's invocations one SIMD batch after another and switches
+  // between all of them at every barrier: four batches of its subgroup size do the same work with
+  // fewer switches (about twice as fast as 128 invocations on Mesa's lavapipe).
+  const threads = info.isSoftware && info.subgroupMinSize > 0 ? Math.min(limits.maxComputeInvocationsPerWorkgroup, 4 * info.subgroupMinSize) : limits.maxComputeInvocationsPerWorkgroup;
+  return planAttention(kernel, d, limits.maxComputeWorkgroupStorageSize, threads);
 }
 
 function blocks(cfg: Config, rows: number, what: string): number {
