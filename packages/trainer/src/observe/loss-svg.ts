@@ -112,6 +112,8 @@ export function lossCurveSvg(series: { train: readonly CurvePoint[]; validation:
   lo -= margin;
   hi += margin;
   if (lo < 0 && values.every((v) => v >= 0)) lo = 0;
+  // Near zero, start the axis at zero, as loss charts usually do.
+  if (lo > 0 && lo < 0.25 * (hi - lo)) lo = 0;
   // Points sit a few pixels inside the frame so that markers on the first and last step show whole.
   const inset = 8;
   const x = (s: number) => plot.left + inset + ((s - xMin) / (xMax - xMin)) * (plot.right - plot.left - 2 * inset);
