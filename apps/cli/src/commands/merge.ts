@@ -1,4 +1,5 @@
 // `peft-ts merge`: an adapter merged into its base checkpoint, written as a plain HF checkpoint.
+import { basename } from 'node:path';
 import { createRuntime } from '@peft-ts/tensor';
 import { mergeIntoCheckpoint, qloraMergeDrift } from '@peft-ts/merge';
 import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
@@ -19,6 +20,7 @@ Options:
   --overwrite        replace <out-dir> if it exists
   --drift            also report, per layer, how much merging a QLoRA adapter into the 16-bit
                      base moves the weights away from the NF4 weights it was trained on
+  --json             print one JSON object (out_dir, merged_modules, files, drift) instead of text
 
 ${EXIT_CODES_HELP}`;
 
@@ -28,6 +30,7 @@ export async function merge(argv: string[]): Promise<number> {
     'max-shard-mb': { type: 'string' },
     overwrite: { type: 'boolean' },
     drift: { type: 'boolean' },
+    json: { type: 'boolean' },
   });
   if (values.help) {
     out(MERGE_HELP);
@@ -53,6 +56,11 @@ export async function merge(argv: string[]): Promise<number> {
       }),
     );
     bar.finish();
+    if (values.json === true) {
+      const drift = values.drift === true ? await qloraMergeDrift(rt, base, adapter) : null;
+      out(JSON.stringify({ out_dir: outDir, merged_modules: r.mergedModules, files: r.files.map((f) => basename(f)), ...(drift ? { drift: drift.map((d) => ({ module: d.module, max_abs: d.maxAbs, mean_abs: d.meanAbs, mean_abs_update: d.meanAbsUpdate, ratio: d.ratio })) } : {}) }));
+      return 0;
+    }
     out(`wrote ${outDir}: ${r.mergedModules} layers merged, ${r.files.length} file(s)`);
     if (values.drift) {
       const drift = await qloraMergeDrift(rt, base, adapter);

@@ -1,4 +1,5 @@
 // `peft-ts quantize`: a Hugging Face checkpoint to a bitsandbytes-layout 4-bit checkpoint.
+import { basename } from 'node:path';
 import { quantizeCheckpoint } from '@peft-ts/nf4-quant';
 import { PeftError } from '@peft-ts/errors';
 import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
@@ -17,6 +18,7 @@ Options:
   --blocksize <n>     64 (default), 32..4096
   --no-double-quant   keep absmax in float32 instead of 8 bits
   --overwrite         replace <out-dir> if it exists
+  --json              print one JSON object (out_dir, files, quantized, kept) instead of text
 
 ${EXIT_CODES_HELP}`;
 
@@ -26,6 +28,7 @@ export async function quantize(argv: string[]): Promise<number> {
     blocksize: { type: 'string' },
     'no-double-quant': { type: 'boolean' },
     overwrite: { type: 'boolean' },
+    json: { type: 'boolean' },
   });
   if (values.help) {
     out(QUANTIZE_HELP);
@@ -44,6 +47,10 @@ export async function quantize(argv: string[]): Promise<number> {
     onProgress: (p) => bar.update(p.index, p.total, { tensor: p.tensor }),
   }));
   bar.finish();
+  if (values.json === true) {
+    out(JSON.stringify({ out_dir: result.outDir, files: result.files.map((f) => basename(f)), quantized: result.quantized, kept: result.kept, copied: result.copied }));
+    return 0;
+  }
   out(`wrote ${result.outDir}: ${result.quantized.length} weights in 4 bits, ${result.kept.length} tensors kept, ${result.files.length} file(s)`);
   return 0;
 }

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatBytes, FormatError } from '@peft-ts/errors';
 import { createRuntime } from '@peft-ts/tensor';
-import { DEFAULT_CONFIG, prepareFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig } from '@peft-ts/trainer';
+import { DEFAULT_CONFIG, prepareFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig, type TrainSummary } from '@peft-ts/trainer';
 import { parse as parseYaml } from 'yaml';
 import { out, parse, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
@@ -51,6 +51,9 @@ Run:
   --overwrite                 replace an earlier run in --output (a non-empty --output is
                               refused otherwise, unless --resume continues it)
   --seed <n>
+  --json                      print the final summary as one JSON object on stdout (steps,
+                              seconds, tokens, tokens_per_second, final_loss, best_val_loss,
+                              peak_gpu_bytes, adapter_dir, ...); progress stays on stderr
 
 ${EXIT_CODES_HELP}`;
 
@@ -92,6 +95,7 @@ const FLAGS = {
   resume: { type: 'string' },
   overwrite: { type: 'boolean' },
   seed: { type: 'string' },
+  json: { type: 'boolean' },
 } as const;
 
 /** Flag name -> config key, and whether its value is a number. */
@@ -208,22 +212,52 @@ export async function train(argv: string[]): Promise<number> {
   try {
     const run = await runFinetune(rt, config, { names: flagName, signal: stop.signal, prepared });
     const s = run.summary;
+    if (values.json === true) out(JSON.stringify(summaryJson(s, config.output)));
     if (s.interrupted) {
       run.model.dispose();
       process.stderr.write(`\npeft-ts train: stopped by ${stop.received ?? 'a signal'} after step ${s.steps}; checkpoint ${s.checkpointDir ?? '(none)'}\n`);
       process.stderr.write(`resume with: ${resumeCommand(argv)}\n`);
       return stop.received === 'SIGTERM' ? 143 : 130;
     }
-    out(`\ntrained ${s.steps} steps in ${s.seconds.toFixed(1)} s (${s.tokens.toLocaleString('en-US')} tokens, ${(s.tokens / Math.max(s.seconds, 1e-9)).toFixed(0)} tok/s)`);
-    out(`final loss ${s.finalLoss?.toFixed(4) ?? 'n/a'}${s.bestValLoss !== null ? `; best validation loss ${s.bestValLoss.toFixed(4)} at step ${s.bestStep}` : ''}${s.stoppedEarly ? ' (stopped early)' : ''}`);
-    out(`peak GPU memory ${formatBytes(s.peakGpuBytes)} (tensor accounting)`);
-    out(`adapter: ${s.adapterDir}; metrics: ${config.output}/metrics.jsonl; loss curve: ${config.output}/loss.svg`);
+    if (values.json !== true) out(summaryLines(s, config.output));
     run.model.dispose();
   } finally {
     stop.dispose();
     rt.destroy();
   }
   return 0;
+}
+
+/** The final summary of a run as --json prints it (snake_case keys, as the metrics file). */
+export function summaryJson(s: TrainSummary, output: string): Record<string, unknown> {
+  return {
+    steps: s.steps,
+    epochs_completed: s.epochsCompleted,
+    seconds: s.seconds,
+    tokens: s.tokens,
+    trained_tokens: s.trainedTokens,
+    tokens_per_second: s.tokens / Math.max(s.seconds, 1e-9),
+    final_loss: s.finalLoss,
+    best_val_loss: s.bestValLoss,
+    best_step: s.bestStep,
+    stopped_early: s.stoppedEarly,
+    interrupted: s.interrupted,
+    checkpoint_dir: s.checkpointDir,
+    peak_gpu_bytes: s.peakGpuBytes,
+    adapter_dir: s.adapterDir,
+    metrics: `${output}/metrics.jsonl`,
+    loss_curve: `${output}/loss.svg`,
+  };
+}
+
+/** The final summary of a finished run as text. */
+export function summaryLines(s: TrainSummary, output: string): string {
+  return [
+    `\ntrained ${s.steps} steps in ${s.seconds.toFixed(1)} s (${s.tokens.toLocaleString('en-US')} tokens, ${(s.tokens / Math.max(s.seconds, 1e-9)).toFixed(0)} tok/s)`,
+    `final loss ${s.finalLoss?.toFixed(4) ?? 'n/a'}${s.bestValLoss !== null ? `; best validation loss ${s.bestValLoss.toFixed(4)} at step ${s.bestStep}` : ''}${s.stoppedEarly ? ' (stopped early)' : ''}`,
+    `peak GPU memory ${formatBytes(s.peakGpuBytes)} (tensor accounting)`,
+    `adapter: ${s.adapterDir}; metrics: ${output}/metrics.jsonl; loss curve: ${output}/loss.svg`,
+  ].join('\n');
 }
 
 /**
