@@ -22,6 +22,22 @@ export function withExitCodes(help: string): string {
   return help.includes('Exit codes:') ? help : `${help.trimEnd()}\n\n${EXIT_CODES_HELP}`;
 }
 
+/**
+ * Runs a library write of a new directory, naming the command-line flag in its "already exists"
+ * error: the libraries say `overwrite: true` (their option), the command line says --overwrite.
+ * The directory was checked before; this is one that appeared while the output was written.
+ */
+export async function overwriteByFlag<T>(label: string, path: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    if (PeftError.isInstance(error) && error.code === 'OUTPUT_EXISTS' && !error.message.includes('--overwrite')) {
+      throw new PeftError('OUTPUT_EXISTS', `${label}: ${path}: expected a new directory, got one that appeared while writing; pass --overwrite to replace it`, { cause: error });
+    }
+    throw error;
+  }
+}
+
 /** An operating-system I/O error (ENOENT, EACCES, ENOSPC...) that reached the top. */
 function ioError(error: unknown): NodeJS.ErrnoException | null {
   const code = (error as NodeJS.ErrnoException | null)?.code;

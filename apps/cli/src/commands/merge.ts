@@ -6,7 +6,7 @@ import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
 import { PeftError } from '@peft-ts/errors';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
-import { EXIT_CODES_HELP } from '../errors.js';
+import { EXIT_CODES_HELP, overwriteByFlag } from '../errors.js';
 
 export const MERGE_HELP = `Usage: peft-ts merge <base-dir> <adapter-dir> <out-dir> [options]
 
@@ -47,13 +47,15 @@ export async function merge(argv: string[]): Promise<number> {
   try {
     const bar = progressBar('merge');
     // A write that fails (a full disk) names the output rather than no file at all.
-    const r = await withPath(outDir, 'a merged checkpoint written in full', () =>
-      mergeIntoCheckpoint(rt, base, adapter, outDir, {
-        dtype,
-        overwrite: values.overwrite === true,
-        ...(shardMb ? { maxShardBytes: shardMb * 1e6 } : {}),
-        onProgress: (p) => bar.update(p.index, p.total),
-      }),
+    const r = await overwriteByFlag('<out-dir>', outDir, () =>
+      withPath(outDir, 'a merged checkpoint written in full', () =>
+        mergeIntoCheckpoint(rt, base, adapter, outDir, {
+          dtype,
+          overwrite: values.overwrite === true,
+          ...(shardMb ? { maxShardBytes: shardMb * 1e6 } : {}),
+          onProgress: (p) => bar.update(p.index, p.total),
+        }),
+      ),
     );
     bar.finish();
     if (values.json === true) {

@@ -5,7 +5,7 @@ import { PeftError } from '@peft-ts/errors';
 import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
-import { EXIT_CODES_HELP } from '../errors.js';
+import { EXIT_CODES_HELP, overwriteByFlag } from '../errors.js';
 
 export const QUANTIZE_HELP = `Usage: peft-ts quantize <model-dir> <out-dir> [options]
 
@@ -39,13 +39,13 @@ export async function quantize(argv: string[]): Promise<number> {
   const target = await checkOutputDir(outDir, '<out-dir>');
   if (target.exists && values.overwrite !== true) throw new PeftError('OUTPUT_EXISTS', `<out-dir>: ${outDir}: expected a new directory, got one that exists; pass --overwrite to replace it`);
   const bar = progressBar('quantize');
-  const result = await withPath(outDir, 'a quantized checkpoint written in full', () => quantizeCheckpoint(inDir, outDir, {
+  const result = await overwriteByFlag('<out-dir>', outDir, () => withPath(outDir, 'a quantized checkpoint written in full', () => quantizeCheckpoint(inDir, outDir, {
     type: choiceFlag('quantize', 'type', values.type, ['nf4', 'fp4'] as const) ?? 'nf4',
     blocksize: numberFlag('quantize', 'blocksize', values.blocksize, { integer: true, min: 32 }) ?? 64,
     doubleQuant: values['no-double-quant'] !== true,
     overwrite: values.overwrite === true,
     onProgress: (p) => bar.update(p.index, p.total, { tensor: p.tensor }),
-  }));
+  })));
   bar.finish();
   if (values.json === true) {
     out(JSON.stringify({ out_dir: result.outDir, files: result.files.map((f) => basename(f)), quantized: result.quantized, kept: result.kept, copied: result.copied }));
