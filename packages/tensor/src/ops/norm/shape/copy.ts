@@ -7,7 +7,7 @@ import { grid1d } from '../../../core/kernel.js';
 import { numelOf, stridesOf, Tensor, type Shape } from '../../../core/tensor.js';
 import { MAX_RANK, padRank } from '../../shape-utils.js';
 import { checkBindable } from '../common/bindable.js';
-import { CONCAT_SOURCES, concatSpec, perWord, stridedCopySpec } from './shape.kernel.js';
+import { CONCAT_SOURCES, concatSpec, copyRowsSpec, perWord, stridedCopySpec } from './shape.kernel.js';
 
 const COPYABLE: readonly DType[] = ['f32', 'f16', 'bf16', 'i32', 'u32'];
 
@@ -46,6 +46,33 @@ export function concatInto(pieces: readonly Tensor[], starts: readonly number[],
   const n = out.numel;
   const inner = numelOf(shape.slice(axis + 1));
   const ctot = shape[axis] ?? 1;
+  const maxGroups = rt.gpu.info.limits.maxComputeWorkgroupsPerDimension;
+  const widest = Math.max(...pieces.map((p) => (p.shape[axis] ?? 1) * inner));
+  if (perWord(dtype) === 1 && n > 0 && Math.ceil(widest / 256) <= maxGroups) {
+    // 32-bit elements: each piece is a block of whole rows of the output viewed as
+    // [outer, ctot * inner], copied on its own (no per-element search over the pieces).
+    const outer = n / (ctot * inner);
+    const ordered = pieces.map((p, k) => ({ p, start: starts[k] ?? 0, len: p.shape[axis] ?? 1 })).sort((a, b) => a.start - b.start);
+    let end = 0;
+    let tiles = true;
+    for (const q of ordered) {
+      if (q.start !== end) tiles = false;
+      end = q.start + q.len;
+    }
+    // Positions no piece covers are zero.
+    if (!tiles || end !== ctot) rt.clear(out.binding(), out.byteLength);
+    const spec = copyRowsSpec();
+    const maxRows = maxGroups;
+    for (const q of ordered) {
+      const cols = q.len * inner;
+      if (cols === 0) continue;
+      for (let r0 = 0; r0 < outer; r0 += maxRows) {
+        const rc = Math.min(maxRows, outer - r0);
+        rt.dispatch(spec, [q.p.binding(), out.binding()], [outer, cols, ctot * inner, q.start * inner, r0], [Math.ceil(cols / 256), rc, 1]);
+      }
+    }
+    return out;
+  }
   const words = Math.ceil(n / perWord(dtype));
   for (let g = 0; g === 0 || g < pieces.length; g += CONCAT_SOURCES) {
     const group = pieces.slice(g, g + CONCAT_SOURCES);

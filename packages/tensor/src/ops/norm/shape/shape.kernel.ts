@@ -79,6 +79,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   };
 }
 
+/**
+ * A block of rows of 32-bit elements placed into a wider matrix: O[(rowBase + r) * ldo + col0 + c]
+ * = S[(rowBase + r) * cols + c]. A 2-D grid (x: columns, y: rows) with no integer division,
+ * which a CPU adapter would run lane by lane.
+ */
+export function copyRowsSpec(): KernelSpec {
+  const fields: UniformField[] = ['rows', 'cols', 'ldo', 'col0', 'rowBase'].map((name) => ({ name, type: 'u32' as const }));
+  return {
+    name: 'copy_rows',
+    variant: 'u32',
+    bindings: ['read', 'read_write'],
+    uniforms: fields,
+    wgsl: /* wgsl */ `
+@group(0) @binding(0) var<storage, read> S: array<u32>;
+@group(0) @binding(1) var<storage, read_write> O: array<u32>;
+struct Params { ${fields.map((f) => `${f.name}: ${f.type},`).join(' ')} }
+@group(0) @binding(2) var<uniform> u: Params;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let c = wid.x * 256u + lid;
+  let r = u.rowBase + wid.y;
+  if (c >= u.cols || r >= u.rows) { return; }
+  O[r * u.ldo + u.col0 + c] = S[r * u.cols + c];
+}`,
+  };
+}
+
 /** Most sources one concat dispatch binds (well inside the 8 storage bindings WebGPU guarantees). */
 export const CONCAT_SOURCES = 4;
 
