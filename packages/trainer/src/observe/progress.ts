@@ -14,6 +14,8 @@ export interface ProgressOptions {
   rateUnit?: string;
   /** Plain mode: print a line every this many updates (default: about 20 lines per run). */
   every?: number;
+  /** Plain mode: print a line at most every this many seconds (and at the end) instead of by count. */
+  interval?: number;
   now?: () => number;
 }
 
@@ -38,6 +40,8 @@ export class Progress {
   private rateCount = 0;
   private lastLine = '';
   private updates = 0;
+  /** Seconds after the start of the last plain line. */
+  private lastPrinted = 0;
 
   constructor(private readonly options: ProgressOptions) {
     this.stream = options.stream ?? process.stderr;
@@ -68,7 +72,8 @@ export class Progress {
       const line = `${head} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${tail}`;
       this.stream.write(`\r${line}${' '.repeat(Math.max(0, this.lastLine.length - line.length))}`);
       this.lastLine = line;
-    } else if (this.updates % this.every === 0 || done >= this.options.total) {
+    } else if ((this.options.interval !== undefined ? elapsed - this.lastPrinted >= this.options.interval : this.updates % this.every === 0) || done >= this.options.total) {
+      this.lastPrinted = elapsed;
       this.stream.write(`${head} ${tail}\n`);
     }
   }
