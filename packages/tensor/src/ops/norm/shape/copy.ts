@@ -32,8 +32,23 @@ export function stridedCopy(op: string, x: Tensor, outShape: Shape, offset: numb
   const out = empty(x.rt, outShape, to);
   const n = out.numel;
   const words = Math.ceil(n / perWord(to));
-  const uniforms = [n, offset, ...padRank(outShape, 1), ...padRank(strides, 0)];
-  x.rt.dispatch(stridedCopySpec(x.dtype, to), [x.binding(), out.binding()], uniforms, grid1d(words, 256));
+  // Size-1 dims drop out, and a dim merges into the next when the source steps through both as one.
+  const dims: number[] = [];
+  const steps: number[] = [];
+  outShape.forEach((d, k) => {
+    if (d === 1) return;
+    const s = strides[k] ?? 0;
+    const last = dims.length - 1;
+    if (last >= 0 && steps[last] === s * d) {
+      dims[last] = (dims[last] ?? 1) * d;
+      steps[last] = s;
+      return;
+    }
+    dims.push(d);
+    steps.push(s);
+  });
+  const uniforms = [n, offset, ...padRank(dims, 1), ...padRank(steps, 0)];
+  x.rt.dispatch(stridedCopySpec(x.dtype, to, dims.length), [x.binding(), out.binding()], uniforms, grid1d(words, 256));
   return out;
 }
 

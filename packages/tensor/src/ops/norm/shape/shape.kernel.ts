@@ -44,9 +44,12 @@ const rankDims = (p: string) => Array.from({ length: MAX_RANK }, (_, k) => `${p}
 
 /**
  * out[j] = convert(src[off + sum_k c_k * s_k]) where c is j's index in the output shape d: one
- * kernel for permute, narrow, expand, contiguous copies and casts.
+ * kernel for permute, narrow, expand, contiguous copies and casts. `rank` is how many of the
+ * (right-aligned) dims are in use: the caller drops size-1 dims and merges dims the source steps
+ * through contiguously, so most copies decode one or two indices (integer division is dear on
+ * some adapters).
  */
-export function stridedCopySpec(from: DType, to: DType): KernelSpec {
+export function stridedCopySpec(from: DType, to: DType, rank = MAX_RANK): KernelSpec {
   const fields: UniformField[] = [
     { name: 'n', type: 'u32' },
     { name: 'off', type: 'u32' },
@@ -54,12 +57,16 @@ export function stridedCopySpec(from: DType, to: DType): KernelSpec {
     ...rankDims('s').map((name) => ({ name, type: 'u32' as const })),
   ];
   const index: string[] = [];
-  for (let k = MAX_RANK - 1; k >= 0; k--) index.push(`{ let c = rem % u.d${k}; rem = rem / u.d${k}; src += c * u.s${k}; }`);
+  const first = MAX_RANK - Math.max(1, Math.min(MAX_RANK, rank));
+  for (let k = MAX_RANK - 1; k >= first; k--) {
+    // The outermost dim in use takes what is left, with no division.
+    index.push(k === first ? `src += rem * u.s${k};` : `{ let c = rem % u.d${k}; rem = rem / u.d${k}; src += c * u.s${k}; }`);
+  }
   const element = `var rem = j; var src = u.off; ${index.join(' ')} ${put(to, convertBits(from, to, readBits(from, 'S', 'src')))}`;
   const words = perWord(to) === 1 ? 'u.n' : '(u.n + 1u) / 2u';
   return {
     name: 'strided_copy',
-    variant: `${from}:${to}`,
+    variant: `${from}:${to}:r${rank}`,
     bindings: ['read', 'read_write'],
     uniforms: fields,
     wgsl: /* wgsl */ `
