@@ -8,7 +8,7 @@ cli=apps/cli/dist/cli.js
 if [ -f "$cli" ] && [ -z "$(find packages/*/src packages/*/package.json apps/cli/src apps/cli/package.json -newer "$cli" -print -quit)" ]; then
   echo 'peft-ts demo: the packages are built and up to date'
 else
-  echo 'peft-ts demo: building the CLI and its packages first (about 3 minutes on 2 CPU cores; once)'
+  echo 'peft-ts demo: building the CLI and its packages first (about a minute on 2 CPU cores; once)'
   start=$(date +%s)
   pnpm --silent -r --filter 'peft-ts...' exec sh -c 'tsup --silent && echo "  built $PNPM_PACKAGE_NAME"'
   echo "peft-ts demo: built in $(($(date +%s) - start)) s"
