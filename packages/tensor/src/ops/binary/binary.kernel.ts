@@ -16,23 +16,26 @@ const dims = (p: string) => Array.from({ length: MAX_RANK }, (_, i) => `${p}${i}
 
 /**
  * `broadcast` false: both inputs have the output's shape. True: uniforms carry the output dims
- * (d0..d5, left-padded with 1) and each input's strides (a0..a5, b0..b5; 0 on broadcast dims).
+ * (d0..d5, left-padded with 1) and each input's strides (a0..a5, b0..b5; 0 on broadcast dims),
+ * of which the last `rank` are in use.
  */
-export function binarySpec(op: BinaryOp, da: DType, db: DType, broadcast: boolean): KernelSpec {
+export function binarySpec(op: BinaryOp, da: DType, db: DType, broadcast: boolean, rank = MAX_RANK): KernelSpec {
   const uniforms: UniformField[] = [{ name: 'n', type: 'u32' }];
   if (broadcast) for (const p of ['d', 'a', 'b']) for (const name of dims(p)) uniforms.push({ name, type: 'u32' });
   const indexing = broadcast
     ? (() => {
         const lines = ['var rem = i;', 'var ia = 0u;', 'var ib = 0u;'];
-        for (let k = MAX_RANK - 1; k >= 0; k--) {
-          lines.push(`{ let c = rem % u.d${k}; rem = rem / u.d${k}; ia += c * u.a${k}; ib += c * u.b${k}; }`);
+        const first = MAX_RANK - Math.max(1, Math.min(MAX_RANK, rank));
+        for (let k = MAX_RANK - 1; k >= first; k--) {
+          // The outermost dim in use takes what is left, with no division.
+          lines.push(k === first ? `ia += rem * u.a${k}; ib += rem * u.b${k};` : `{ let c = rem % u.d${k}; rem = rem / u.d${k}; ia += c * u.a${k}; ib += c * u.b${k}; }`);
         }
         return lines.join('\n    ');
       })()
     : 'let ia = i; let ib = i;';
   return {
     name: 'binary',
-    variant: `${op}:${da}:${db}:${broadcast ? 'bc' : 'flat'}`,
+    variant: `${op}:${da}:${db}:${broadcast ? `bc${rank}` : 'flat'}`,
     bindings: ['read', 'read', 'read_write'],
     uniforms,
     wgsl: /* wgsl */ `

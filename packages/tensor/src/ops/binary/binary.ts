@@ -21,8 +21,34 @@ export function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const n = out.numel;
   const flat = sameShape(a.shape, shape) && sameShape(b.shape, shape);
   const uniforms = [n];
-  if (!flat) uniforms.push(...padRank(shape, 1), ...padRank(broadcastStrides(a.shape, shape), 0), ...padRank(broadcastStrides(b.shape, shape), 0));
-  a.rt.dispatch(binarySpec(op, a.dtype, b.dtype, !flat), [a.binding(), b.binding(), out.binding()], uniforms, grid1d(n, 256));
+  let rank = 0;
+  if (!flat) {
+    // Size-1 dims drop out and dims both inputs step through as one merge, so the kernel decodes
+    // as few indices as the broadcast needs.
+    const sa = broadcastStrides(a.shape, shape);
+    const sb = broadcastStrides(b.shape, shape);
+    const dims: number[] = [];
+    const as: number[] = [];
+    const bs: number[] = [];
+    shape.forEach((d, k) => {
+      if (d === 1) return;
+      const x = sa[k] ?? 0;
+      const y = sb[k] ?? 0;
+      const last = dims.length - 1;
+      if (last >= 0 && as[last] === x * d && bs[last] === y * d) {
+        dims[last] = (dims[last] ?? 1) * d;
+        as[last] = x;
+        bs[last] = y;
+        return;
+      }
+      dims.push(d);
+      as.push(x);
+      bs.push(y);
+    });
+    rank = dims.length;
+    uniforms.push(...padRank(dims, 1), ...padRank(as, 0), ...padRank(bs, 0));
+  }
+  a.rt.dispatch(binarySpec(op, a.dtype, b.dtype, !flat, rank), [a.binding(), b.binding(), out.binding()], uniforms, grid1d(n, 256));
   return out;
 }
 
