@@ -6,6 +6,7 @@ import { DEFAULT_CONFIG, prepareFinetune, resolveFinetuneConfig, runFinetune, ty
 import { parse as parseYaml } from 'yaml';
 import { out, parse, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
+import { formatRate } from '../progress.js';
 
 export const TRAIN_HELP = `Usage: peft-ts train [--config file.(json|yaml)] [options]
 
@@ -253,7 +254,7 @@ export function summaryJson(s: TrainSummary, output: string): Record<string, unk
 /** The final summary of a finished run as text. */
 export function summaryLines(s: TrainSummary, output: string): string {
   return [
-    `\ntrained ${s.steps} steps in ${s.seconds.toFixed(1)} s (${s.tokens.toLocaleString('en-US')} tokens, ${(s.tokens / Math.max(s.seconds, 1e-9)).toFixed(0)} tok/s)`,
+    `\ntrained ${s.steps} steps in ${s.seconds.toFixed(1)} s (${s.tokens.toLocaleString('en-US')} tokens, ${formatRate(s.tokens / Math.max(s.seconds, 1e-9))} tok/s)`,
     `final loss ${s.finalLoss?.toFixed(4) ?? 'n/a'}${s.bestValLoss !== null ? `; best validation loss ${s.bestValLoss.toFixed(4)} at step ${s.bestStep}` : ''}${s.stoppedEarly ? ' (stopped early)' : ''}`,
     `peak GPU memory ${formatBytes(s.peakGpuBytes)} (tensor accounting)`,
     `adapter: ${s.adapterDir}; metrics: ${output}/metrics.jsonl; loss curve: ${output}/loss.svg`,
