@@ -1,5 +1,4 @@
 // The peft-ts command line: parses the command and its flags, runs it, maps errors to exit codes.
-import { formatDeviceInfo, getDevice } from '@peft-ts/tensor';
 import { out, UsageError } from './args.js';
 import { errorLine, EXIT, EXIT_CODES_HELP, exitCodeFor, withExitCodes } from './errors.js';
 import { estimate, ESTIMATE_HELP } from './commands/estimate.js';
@@ -9,6 +8,7 @@ import { merge, MERGE_HELP } from './commands/merge.js';
 import { quantize, QUANTIZE_HELP } from './commands/quantize.js';
 import { train, TRAIN_HELP } from './commands/train.js';
 import { demo, DEMO_HELP } from './commands/demo.js';
+import { info, INFO_HELP } from './commands/info.js';
 
 export const VERSION = '0.0.0';
 
@@ -30,21 +30,6 @@ Commands:
 
 ${EXIT_CODES_HELP}`;
 
-async function info(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    out('Usage: peft-ts info\n\nShows the GPU adapter, its features, limits and subgroup-matrix configs.');
-    return EXIT.ok;
-  }
-  if (argv.length > 0) throw new UsageError(`peft-ts info: unexpected argument ${JSON.stringify(argv[0])}`);
-  const gpu = await getDevice();
-  try {
-    out(formatDeviceInfo(gpu.info));
-  } finally {
-    gpu.destroy();
-  }
-  return EXIT.ok;
-}
-
 const commands: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   demo: { run: demo, help: DEMO_HELP },
   train: { run: train, help: TRAIN_HELP },
@@ -53,7 +38,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   quantize: { run: quantize, help: QUANTIZE_HELP },
   estimate: { run: estimate, help: ESTIMATE_HELP },
   inspect: { run: inspect, help: INSPECT_HELP },
-  info: { run: info, help: '' },
+  info: { run: info, help: INFO_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {
