@@ -6,6 +6,7 @@ import { LoraModel } from '@peft-ts/lora';
 import { checkInputDir, checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
+import { adapterBaseMismatch } from '../adapter-base.js';
 
 
 export const GENERATE_HELP = `Usage: peft-ts generate <model-dir> --prompt <text> [options]
@@ -64,7 +65,11 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const seed = numberFlag('generate', 'seed', values.seed, { integer: true, min: 0 }) ?? 0;
   const json = values.json === true;
   await checkInputDir(dir, 'a model directory', ['config.json', 'tokenizer.json'], '<model-dir>');
-  if (typeof values.adapter === 'string') await checkInputDir(values.adapter, 'a PEFT adapter directory', ['adapter_config.json', 'adapter_model.safetensors'], '--adapter');
+  if (typeof values.adapter === 'string') {
+    await checkInputDir(values.adapter, 'a PEFT adapter directory', ['adapter_config.json', 'adapter_model.safetensors'], '--adapter');
+    const mismatch = await adapterBaseMismatch(dir, values.adapter);
+    if (mismatch) process.stderr.write(`peft-ts generate: warning: ${mismatch}\n`);
+  }
   const tokenizer = await Tokenizer.fromDir(dir);
   checkTokenizerFits(tokenizer, await loadModelConfig(dir), dir);
   const rt = await createRuntime({ seed });

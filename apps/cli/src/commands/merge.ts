@@ -6,6 +6,7 @@ import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
 import { PeftError } from '@peft-ts/errors';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
+import { adapterBaseMismatch } from '../adapter-base.js';
 import { EXIT_CODES_HELP, overwriteByFlag } from '../errors.js';
 
 export const MERGE_HELP = `Usage: peft-ts merge <base-dir> <adapter-dir> <out-dir> [options]
@@ -43,6 +44,8 @@ export async function merge(argv: string[]): Promise<number> {
   await checkInputDir(adapter, 'a PEFT adapter directory', ['adapter_config.json', 'adapter_model.safetensors'], '<adapter-dir>');
   const target = await checkOutputDir(outDir, '<out-dir>');
   if (target.exists && values.overwrite !== true) throw new PeftError('OUTPUT_EXISTS', `<out-dir>: ${outDir}: expected a new directory, got one that exists; pass --overwrite to replace it`);
+  const mismatch = await adapterBaseMismatch(base, adapter);
+  if (mismatch) process.stderr.write(`peft-ts merge: warning: ${mismatch}\n`);
   const rt = await createRuntime();
   try {
     const bar = progressBar('merge');
