@@ -12,6 +12,7 @@ import { runAttentionBench } from './suites/attention.js';
 import { runOptimBench } from './suites/optim.js';
 import { runNf4Bench } from './suites/nf4.js';
 import { runTrainBench, TRAIN_CASES } from './suites/train.js';
+import { runGenerateBench } from './suites/generate.js';
 import { compareRuns, formatComparison, type BenchRun } from './compare.js';
 
 type Suite = (rt: Runtime, opts: SuiteOptions) => Promise<BenchResult[]>;
@@ -22,6 +23,7 @@ const SUITES: Record<string, Suite> = {
   optim: runOptimBench,
   nf4: runNf4Bench,
   train: runTrainBench,
+  generate: runGenerateBench,
 };
 
 /** Bumped whenever a field of bench.json changes meaning. */

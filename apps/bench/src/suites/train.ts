@@ -77,7 +77,7 @@ function randomWeight(rt: Runtime, shape: number[]): Tensor {
 }
 
 /** Builds the model with random weights directly on the device; linear weights are quantized to NF4 on the GPU for QLoRA. */
-async function buildModel(rt: Runtime, config: ModelConfig, method: 'lora' | 'qlora'): Promise<CausalLM> {
+export async function buildModel(rt: Runtime, config: ModelConfig, method: 'lora' | 'qlora'): Promise<CausalLM> {
   const layout = modelLayout(config);
   const tensors = new Map<string, Tensor>();
   for (const t of layout.others) {
@@ -103,7 +103,7 @@ async function buildModel(rt: Runtime, config: ModelConfig, method: 'lora' | 'ql
 }
 
 /** Deterministic token ids in [0, vocab). */
-function tokens(n: number, vocab: number, seed: number): Int32Array {
+export function tokens(n: number, vocab: number, seed: number): Int32Array {
   let s = seed >>> 0 || 1;
   return Int32Array.from({ length: n }, () => {
     s ^= s << 13;
