@@ -361,6 +361,9 @@ export class Trainer {
         norm.dispose();
         if (!Number.isFinite(loss) || !Number.isFinite(measuredNorm)) {
           optimizer.zeroGrad();
+          // The chart marks the step the run stopped at, next to the curve that led there.
+          state.trainCurve.push({ step: state.step + 1, value: loss });
+          await this.writeCurve(state).catch(() => undefined);
           throw new NonFiniteError(state.step + 1, loss, measuredNorm, lastCheckpoint);
         }
         const gradNorm = o.maxGradNorm === 0 ? null : measuredNorm;
