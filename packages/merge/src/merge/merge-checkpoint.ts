@@ -134,6 +134,30 @@ export async function mergeIntoCheckpoint(rt: Runtime, baseDir: string, adapterD
     for (const t of replaced.keys()) {
       if (!present.has(t)) throw new FormatError({ file: adapterFile, field: `tensor "base_model.model.${t}"`, expected: `a tensor of the base model in ${baseDir}`, got: 'no such tensor' });
     }
+    // Every adapter tensor's shape against the base, before anything is written: a wrong one
+    // would otherwise fail half-way, inside the merge arithmetic.
+    const shapes = new Map<string, number[]>();
+    const shapeOf = async (name: string): Promise<number[]> => {
+      const known = shapes.get(name);
+      if (known) return known;
+      const shape = await reader.shape(name);
+      shapes.set(name, shape);
+      return shape;
+    };
+    const expectShape = (key: string, expected: number[], got: number[]): void => {
+      if (expected.length !== got.length || expected.some((d, i) => d !== got[i])) {
+        throw new FormatError({ file: adapterFile, field: `tensor "${key}".shape`, expected: `[${expected.join(', ')}] (from the base in ${baseDir})`, got: `[${got.join(', ')}]` });
+      }
+    };
+    for (const [weight, e] of pairs) {
+      const base = await shapeOf(weight);
+      // GPT-2 Conv1D weights are stored [in, out]; LoRA's A is [r, in] and B [out, r] either way.
+      const [outFeatures = 0, inFeatures = 0] = conv1d.has(weight) ? [base[1], base[0]] : base;
+      const { r } = moduleHyperparameters(lora, e.module);
+      expectShape(e.A ?? '', [r, inFeatures], adapter.info(e.A ?? '').shape);
+      expectShape(e.B ?? '', [outFeatures, r], adapter.info(e.B ?? '').shape);
+    }
+    for (const [t, key] of replaced) expectShape(key, await shapeOf(t), adapter.info(key).shape);
     const requested = options.dtype ?? 'auto';
     const outDtype = (stored: FileDType): FileDType => (!isFloat(stored) ? stored : requested === 'auto' ? stored : FILE_DTYPE[requested]);
 
@@ -145,7 +169,7 @@ export async function mergeIntoCheckpoint(rt: Runtime, baseDir: string, adapterD
     for (const name of names) {
       const stored = reader.dtype(name);
       const dtype = outDtype(stored);
-      const shape = await reader.shape(name);
+      const shape = await shapeOf(name);
       const pair = pairs.get(name);
       const swap = replaced.get(name);
       sources.push({
