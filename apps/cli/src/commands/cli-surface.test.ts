@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NonFiniteError } from '@peft-ts/trainer';
 import { UsageError } from '../args.js';
 import { estimate, formatSize } from './estimate.js';
 import { info } from './info.js';
@@ -107,5 +108,19 @@ describe('peft-ts command-line surface', () => {
     const svg = readFileSync(join(output, 'loss.svg'), 'utf8');
     expect(svg).toContain('optimizer step');
     expect(svg).toMatch(/class="train-point"/);
+  });
+
+  it('leaves loss.svg with the step a non-finite loss stopped the run at marked', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'peft-cli-nan-svg-'));
+    const data = join(work, 'data.jsonl');
+    await writeFile(data, alpacaJsonl(3, 4));
+    const model = await writeTinyLlama({ vocabSize: 32000, maxPositions: 64, tokenizerDir: LLAMA2_TOKENIZER_DIR, poisonHead: true });
+    const output = join(work, 'run');
+    capture();
+    await expect(train(['--model', model, '--data', data, '--output', output, '--lora', '--max-steps', '2', '--batch-size', '1', '--validation-split', '0', '--optimizer', 'adamw'])).rejects.toThrow(NonFiniteError);
+    vi.restoreAllMocks();
+    const svg = readFileSync(join(output, 'loss.svg'), 'utf8');
+    expect(svg.match(/class="nonfinite-marker" data-step="(\d+)"/g)).toEqual(['class="nonfinite-marker" data-step="1"']);
+    expect(svg).toContain('non-finite loss (1)');
   });
 });
