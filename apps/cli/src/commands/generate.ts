@@ -3,6 +3,7 @@ import { Tokenizer } from '@peft-ts/data-alpaca';
 import { createRuntime } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig } from '@peft-ts/models';
 import { LoraModel } from '@peft-ts/lora';
+import { mergeAdapter } from '@peft-ts/merge';
 import { checkInputDir, checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
@@ -20,6 +21,10 @@ Options:
   --adapter <dir>            a PEFT LoRA adapter to apply
   --template <t>             alpaca (default), chat, model (the tokenizer's chat template), raw
   --qlora                    load the base weights in 4-bit NF4 (as in QLoRA training)
+  --merge-in-memory          with --adapter on a dense base: add the adapter into the base
+                             weights after loading (W + scale * B @ A, as merge does), so each
+                             token costs what the base alone costs; outputs equal the unmerged
+                             adapter's to float32 round-off
   --max-new-tokens <n>       default 128
   --temperature <t>          sample with this temperature (default: greedy)
   --top-k <n>, --top-p <p>   sampling filters
@@ -41,6 +46,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     adapter: { type: 'string' },
     template: { type: 'string' },
     qlora: { type: 'boolean' },
+    'merge-in-memory': { type: 'boolean' },
     'max-new-tokens': { type: 'string' },
     temperature: { type: 'string' },
     'top-k': { type: 'string' },
@@ -64,6 +70,11 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const maxNewTokens = numberFlag('generate', 'max-new-tokens', values['max-new-tokens'], { integer: true, min: 1 }) ?? 128;
   const seed = numberFlag('generate', 'seed', values.seed, { integer: true, min: 0 }) ?? 0;
   const json = values.json === true;
+  const mergeInMemory = values['merge-in-memory'] === true;
+  if (mergeInMemory && typeof values.adapter !== 'string') throw new UsageError(`peft-ts generate: --merge-in-memory needs --adapter\n\n${GENERATE_HELP}`);
+  if (mergeInMemory && values.qlora === true) {
+    throw new UsageError('peft-ts generate: --merge-in-memory needs dense base weights; with --qlora the base is 4-bit (merge into a checkpoint with `peft-ts merge` instead)');
+  }
   await checkInputDir(dir, 'a model directory', ['config.json', 'tokenizer.json'], '<model-dir>');
   if (typeof values.adapter === 'string') {
     await checkInputDir(values.adapter, 'a PEFT adapter directory', ['adapter_config.json', 'adapter_model.safetensors'], '--adapter');
@@ -80,6 +91,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
       await lora.loadAdapter(values.adapter);
       // Inference: LoRA dropout off, as PEFT's model.eval().
       lora.train(false);
+      if (mergeInMemory) mergeAdapter(lora);
     }
     const prompt = promptIds(tokenizer, template, values.prompt, typeof values.input === 'string' ? values.input : '');
     const sampling = temperature !== undefined && temperature > 0;
