@@ -9,6 +9,7 @@ import { quantize, QUANTIZE_HELP } from './commands/quantize.js';
 import { train, TRAIN_HELP } from './commands/train.js';
 import { demo, DEMO_HELP } from './commands/demo.js';
 import { info, INFO_HELP } from './commands/info.js';
+import { evalCommand, EVAL_HELP } from './commands/eval.js';
 
 export const VERSION = '0.0.0';
 
@@ -22,6 +23,7 @@ Commands:
   demo       the end-to-end demo: a tiny model, QLoRA training, evaluation, merge, generation
   train      fine-tune a Hugging Face model on instruction data with LoRA or QLoRA
   generate   generate text from a base model, base + adapter, or a merged model
+  eval       loss and perplexity on held-out data, base and adapter side by side
   merge      merge an adapter into its base checkpoint (plain HF checkpoint out)
   quantize   quantize a checkpoint to bitsandbytes-layout NF4/FP4
   estimate   GPU memory for full fine-tuning vs LoRA vs QLoRA
@@ -34,6 +36,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   demo: { run: demo, help: DEMO_HELP },
   train: { run: train, help: TRAIN_HELP },
   generate: { run: generateCommand, help: GENERATE_HELP },
+  eval: { run: evalCommand, help: EVAL_HELP },
   merge: { run: merge, help: MERGE_HELP },
   quantize: { run: quantize, help: QUANTIZE_HELP },
   estimate: { run: estimate, help: ESTIMATE_HELP },

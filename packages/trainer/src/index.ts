@@ -13,3 +13,4 @@ export { preflightFinetune, listCheckpoints, clearEarlierRun, type Preflight, ty
 export { PathError, withPath, errnoCode, describeErrno, removeStaleTemporaries } from './finetune/paths.js';
 export { checkInputDir, checkInputFile, checkOutputDir } from './finetune/paths.js';
 export { runIdentity, identityDifferences, checkResumeIdentity, modelFingerprint, type RunIdentity } from './finetune/identity.js';
+export { evaluateLoss, batchLogits, countedTokens, type EvaluationResult, type EvaluateOptions } from './eval/evaluate.js';

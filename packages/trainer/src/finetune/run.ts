@@ -40,6 +40,12 @@ export interface FinetuneOptions {
   /** The result of prepareFinetune for this config (else it is run here). */
   prepared?: PreparedFinetune;
   /** Called after the model and adapter exist, before training (e.g. for an evaluation before). */
+  /**
+   * A base already loaded from config.model as modelLoadOptions says for this config (e.g. one
+   * shared by the runs of a sweep): used instead of loading it again. The adapter stays injected
+   * when the run returns; the caller takes it out before the next run.
+   */
+  base?: CausalLM;
   beforeTrain?: (ctx: { model: CausalLM; lora: LoraModel; tokenizer: Tokenizer; validation: TokenizedExample[]; validationExamples: Example[] }) => Promise<void>;
 }
 
@@ -163,8 +169,7 @@ export async function runFinetune(rt: Runtime, config: FinetuneConfig, options: 
     if (removed.length > 0) log(`output: replaced the earlier run in ${config.output} (${removed.join(', ')})`);
   }
 
-  const loadOptions = await modelLoadOptions(config.model, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant });
-  const model = await loadModel(rt, config.model, loadOptions);
+  const model = options.base ?? (await loadModel(rt, config.model, await modelLoadOptions(config.model, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant })));
   model.activationDtype = config.activationDtype;
   // Already reported above, with the advice that fits training.
   if (positionWarning) model.onWarning = () => undefined;
