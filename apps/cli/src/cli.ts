@@ -10,6 +10,7 @@ import { train, TRAIN_HELP } from './commands/train.js';
 import { demo, DEMO_HELP } from './commands/demo.js';
 import { info, INFO_HELP } from './commands/info.js';
 import { evalCommand, EVAL_HELP } from './commands/eval.js';
+import { dataCommand, DATA_HELP } from './commands/data-preview.js';
 
 export const VERSION = '0.0.0';
 
@@ -24,6 +25,7 @@ Commands:
   train      fine-tune a Hugging Face model on instruction data with LoRA or QLoRA
   generate   generate text from a base model, base + adapter, or a merged model
   eval       loss and perplexity on held-out data, base and adapter side by side
+  data       data preview: examples as training sees them, trained span highlighted
   merge      merge an adapter into its base checkpoint (plain HF checkpoint out)
   quantize   quantize a checkpoint to bitsandbytes-layout NF4/FP4
   estimate   GPU memory for full fine-tuning vs LoRA vs QLoRA
@@ -37,6 +39,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   train: { run: train, help: TRAIN_HELP },
   generate: { run: generateCommand, help: GENERATE_HELP },
   eval: { run: evalCommand, help: EVAL_HELP },
+  data: { run: dataCommand, help: DATA_HELP },
   merge: { run: merge, help: MERGE_HELP },
   quantize: { run: quantize, help: QUANTIZE_HELP },
   estimate: { run: estimate, help: ESTIMATE_HELP },
