@@ -9,6 +9,7 @@ import { quantize, QUANTIZE_HELP } from './commands/quantize.js';
 import { train, TRAIN_HELP } from './commands/train.js';
 import { demo, DEMO_HELP } from './commands/demo.js';
 import { info, INFO_HELP } from './commands/info.js';
+import { exportTrl, EXPORT_TRL_HELP } from './commands/export-trl.js';
 import { evalCommand, EVAL_HELP } from './commands/eval.js';
 import { dataCommand, DATA_HELP } from './commands/data-preview.js';
 
@@ -31,10 +32,40 @@ Commands:
   estimate   GPU memory for full fine-tuning vs LoRA vs QLoRA
   inspect    summarise a model or adapter directory
   info       the GPU adapter peft-ts uses
+  export     export trl: a TRL + accelerate recipe for a train config, for more than one GPU
 
 ${EXIT_CODES_HELP}`;
 
-const commands: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
+type Command = { run: (argv: string[]) => Promise<number>; help: string };
+
+/** `peft-ts export <format>`: one subcommand per format, each with its own flags and --help. */
+const exportFormats: Record<string, Command> = {
+  trl: { run: exportTrl, help: EXPORT_TRL_HELP },
+};
+
+const EXPORT_HELP = `Usage: peft-ts export <format> [options]      (peft-ts export <format> --help for its options)
+
+Formats:
+  trl    a TRL + accelerate recipe (train.py, accelerate and DeepSpeed configs) for a train config
+`;
+
+async function exportCommand(argv: string[]): Promise<number> {
+  const [format, ...rest] = argv;
+  if (format === undefined || format === '-h' || format === '--help') {
+    out(withExitCodes(EXPORT_HELP));
+    return format === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const sub = Object.hasOwn(exportFormats, format) ? exportFormats[format] : undefined;
+  if (!sub) throw new UsageError(`peft-ts export: unknown format ${JSON.stringify(format)}\n\n${EXPORT_HELP}`);
+  const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (beforeDashes.includes('--help') || beforeDashes.includes('-h')) {
+    out(withExitCodes(sub.help));
+    return EXIT.ok;
+  }
+  return sub.run(rest);
+}
+
+const commands: Record<string, Command> = {
   demo: { run: demo, help: DEMO_HELP },
   train: { run: train, help: TRAIN_HELP },
   generate: { run: generateCommand, help: GENERATE_HELP },
@@ -45,6 +76,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   estimate: { run: estimate, help: ESTIMATE_HELP },
   inspect: { run: inspect, help: INSPECT_HELP },
   info: { run: info, help: INFO_HELP },
+  export: { run: exportCommand, help: EXPORT_HELP },
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -66,7 +98,8 @@ export async function main(argv: string[]): Promise<number> {
   if (!command) throw new UsageError(`peft-ts: unknown command ${JSON.stringify(name)}\n\n${HELP}`);
   // Every command's help ends with the exit codes, whether or not its own text lists them.
   const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
-  if (beforeDashes.includes('--help') || beforeDashes.includes('-h')) {
+  // export answers --help itself, for the format named after it.
+  if (name !== 'export' && (beforeDashes.includes('--help') || beforeDashes.includes('-h'))) {
     out(withExitCodes(command.help));
     return EXIT.ok;
   }
