@@ -1,0 +1,124 @@
+// peft-ts export gguf, checked by llama.cpp itself (node-llama-cpp's prebuilt CPU build): the
+// exported file must decode the same greedy ids as peft-ts, give the same first-step logits
+// to a stated tolerance, and tokenize text the way the Hugging Face tokenizer does.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getLlama, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
+import { Tokenizer } from '@peft-ts/data-alpaca';
+import { readGgufInfo } from '@peft-ts/gguf';
+import { greedy, loadModel } from '@peft-ts/models';
+import { fromArray, tidy } from '@peft-ts/tensor';
+import { testRuntime } from '@peft-ts/tensor/testing';
+import { LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
+import { exportModelGguf } from './export-gguf.js';
+
+let llama: Llama;
+let scratch = '';
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'peft-gguf-export-'));
+  try {
+    llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true });
+  } catch (cause) {
+    throw new Error(`node-llama-cpp could not load its prebuilt llama.cpp CPU binary on this machine (${process.platform}-${process.arch}); the GGUF checks need it`, { cause });
+  }
+});
+afterAll(async () => {
+  await llama?.dispose();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+const NEW_TOKENS = 32;
+
+/** peft-ts's greedy continuation and the last position's logits for `prompt`. */
+async function peftRun(dir: string, prompt: number[]): Promise<{ ids: number[]; logits: Float32Array }> {
+  const rt = await testRuntime();
+  const model = await loadModel(rt, dir);
+  try {
+    const t = tidy(() => model.forward(fromArray(rt, Int32Array.from(prompt), [1, prompt.length], 'i32')));
+    const all = (await t.toArray()) as Float32Array;
+    t.dispose();
+    const v = model.config.vocabSize;
+    const logits = all.slice((prompt.length - 1) * v, prompt.length * v);
+    return { ids: await greedy(model, prompt, NEW_TOKENS), logits };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** llama.cpp's greedy continuation and first-step probabilities (top 40 at temperature 1). */
+async function cppRun(model: LlamaModel, prompt: number[], eos: ReadonlySet<number>): Promise<{ ids: number[]; probs: Map<number, number> }> {
+  const context = await model.createContext({ contextSize: 128, threads: 2 });
+  try {
+    const seq = context.getSequence();
+    const tokens = prompt as Token[];
+    const last = tokens.at(-1);
+    if (last === undefined) throw new Error('an empty prompt');
+    const first = await seq.controlledEvaluate([...tokens.slice(0, -1), [last, { generateNext: { probabilities: true, options: { temperature: 1, topK: 40 } } }]]);
+    const probs = first.at(-1)?.next.probabilities ?? new Map<Token, number>();
+    await seq.clearHistory();
+    const ids: number[] = [];
+    for await (const t of seq.evaluate(tokens, { temperature: 0 })) {
+      ids.push(t);
+      if (ids.length >= NEW_TOKENS || eos.has(t)) break;
+    }
+    return { ids, probs: new Map([...probs].map(([k, p]) => [k as number, p])) };
+  } finally {
+    await context.dispose();
+  }
+}
+
+/** Largest difference of (logit - top logit) over llama.cpp's reported tokens (log-probabilities differ from logits by one constant). */
+function logitGap(peft: Float32Array, probs: Map<number, number>): { maxDiff: number; compared: number } {
+  let top = -Infinity;
+  let topId = -1;
+  for (const [id, p] of probs) if (p > top) [top, topId] = [p, id];
+  const peftTop = peft[topId] ?? 0;
+  let maxDiff = 0;
+  for (const [id, p] of probs) {
+    const cpp = Math.log(p) - Math.log(top);
+    const ours = (peft[id] ?? 0) - peftTop;
+    maxDiff = Math.max(maxDiff, Math.abs(cpp - ours));
+  }
+  return { maxDiff, compared: probs.size };
+}
+
+describe('export gguf: a tiny Llama with the Llama 2 tokenizer', () => {
+  let dir = '';
+  let tokenizer: Tokenizer;
+  let prompt: number[] = [];
+  let ours: { ids: number[]; logits: Float32Array };
+  beforeAll(async () => {
+    dir = await writeTinyLlama({ vocabSize: 32000, maxPositions: 128, tokenizerDir: LLAMA2_TOKENIZER_DIR, hidden: 32, seed: 3 });
+    tokenizer = await Tokenizer.fromDir(dir);
+    prompt = tokenizer.encode('The quick brown fox jumps over', { addSpecialTokens: true });
+    ours = await peftRun(dir, prompt);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const type of ['f32', 'f16'] as const) {
+    it(`${type}: llama.cpp decodes the same 32 greedy ids and first-step logits`, async () => {
+      const file = join(scratch, `llama-${type}.gguf`);
+      const r = await exportModelGguf(dir, file, type);
+      expect(r.arch).toBe('llama');
+      const info = await readGgufInfo(file);
+      expect(info.metadata.get('llama.attention.head_count_kv')).toBe(1);
+      expect(info.metadata.get('tokenizer.ggml.model')).toBe('llama');
+      const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+      try {
+        const cpp = await cppRun(model, prompt, new Set([2]));
+        expect(cpp.ids).toEqual(ours.ids);
+        const gap = logitGap(ours.logits, cpp.probs);
+        // llama.cpp reports the top 40 after its min-p cut; at least 30 of them are compared.
+        expect(gap.compared).toBeGreaterThanOrEqual(30);
+        // Measured: 1.1e-4 (f32), 6.2e-4 (f16: ggml rounds activations to f16 in f16 matmuls).
+        expect(gap.maxDiff).toBeLessThan(type === 'f32' ? 5e-4 : 5e-3);
+      } finally {
+        await model.dispose();
+      }
+    });
+  }
+});
