@@ -17,14 +17,16 @@ describe('estimateMemory', () => {
     const c = namedConfig('7b');
     const p = countParameters(c);
     expect(estimateMemory(c, { method: 'full', weightDtype: 'f32' }).bytes.weights).toBe(p.total * 4);
-    expect(estimateMemory(c, { method: 'lora', weightDtype: 'f16' }).bytes.weights).toBe(p.total * 2);
+    // LoRA adds its f32 A and B matrices (q_proj and v_proj at r=16 by default) to the frozen weights.
+    const lora = estimateMemory(c, { method: 'lora', weightDtype: 'f16' });
+    expect(lora.bytes.weights).toBe(p.total * 2 + lora.params.trainable * 4);
     const q = estimateMemory(c, { method: 'qlora' });
     // Linear weights at 4.127 bits/param (0.5 B + 1 B per 64 + 4 B per 16,384), the rest in bf16.
     const linearBits = (nf4Bytes(4096 * 4096) * 8) / (4096 * 4096);
     expect(linearBits).toBeCloseTo(4 + 8 / 64 + 32 / 16384, 2);
     expect(q.bytes.weights / 1e9).toBeGreaterThan(3.8);
     expect(q.bytes.weights / 1e9).toBeLessThan(3.9);
-    expect(q.bytes.weights).toBeCloseTo(p.linear * (linearBits / 8) + p.other * 2, -6);
+    expect(q.bytes.weights).toBeCloseTo(p.linear * (linearBits / 8) + p.other * 2 + q.params.trainable * 4, -6);
   });
 
   it('charges 12 optimizer bytes per parameter for mixed-precision full fine-tuning with AdamW', () => {
@@ -46,13 +48,26 @@ describe('estimateMemory', () => {
     expect(selectTargets(c, 'all-linear')).toHaveLength(7 * 32);
   });
 
-  it('shrinks activations with gradient checkpointing and grows them with sequence length', () => {
+  it('grows activations with the tokens of a step and charges the recomputation of checkpointing', () => {
     const c = namedConfig('tinyllama-1.1b');
-    const with1 = estimateMemory(c, { method: 'qlora', seqLen: 512, checkpointing: true }).bytes.activations;
-    const without = estimateMemory(c, { method: 'qlora', seqLen: 512, checkpointing: false }).bytes.activations;
-    const longer = estimateMemory(c, { method: 'qlora', seqLen: 1024, checkpointing: true }).bytes.activations;
-    expect(with1).toBeLessThan(without);
-    expect(longer).toBeCloseTo(2 * with1, -3);
+    const at = (seqLen: number, checkpointing: boolean) => estimateMemory(c, { method: 'qlora', seqLen, checkpointing }).bytes.activations;
+    // Attention keeps no T x T scores, so every term but the fixed rotary tables is linear in tokens.
+    expect(at(1024, true) / at(512, true)).toBeCloseTo(2, 1);
+    expect(at(1024, false) / at(512, false)).toBeCloseTo(2, 1);
+    // The step's scope holds the forward's tensors to its end, so recomputed layers come on top of them.
+    expect(at(512, true)).toBeGreaterThan(at(512, false));
+  });
+
+  it('names every term of the activation estimate in its notes', () => {
+    const e = estimateMemory(namedConfig('tinyllama-1.1b'), { method: 'qlora', r: 16, targets: 'all-linear', batch: 1, seqLen: 128 });
+    const notes = e.notes.join('\n');
+    expect(notes).toMatch(/created by the forward and held until the step ends/);
+    expect(notes).toMatch(/logits \+ their gradient 32\.77 MB/);
+    expect(notes).toMatch(/one 4-bit weight decoded to f32 46\.14 MB/);
+    expect(notes).toMatch(/f32 weights 50\.46 MB/);
+    const tiles = estimateMemory(namedConfig('tinyllama-1.1b'), { method: 'qlora', r: 16, targets: 'all-linear', batch: 1, seqLen: 128, decode4bit: 'tiles' });
+    expect(e.bytes.activations - tiles.bytes.activations).toBeGreaterThan(0);
+    expect(e.bytes.activations - tiles.bytes.activations).toBeLessThanOrEqual(5632 * 2048 * 4);
   });
 
   it('rejects unknown targets and size names, naming what exists', () => {

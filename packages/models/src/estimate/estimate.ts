@@ -3,6 +3,7 @@
 import { UnsupportedError } from '@peft-ts/errors';
 import { parseModelConfig, type ModelConfig } from '../config/config.js';
 import { modelLayout, type LinearLayout } from '../config/layout.js';
+import { traceTrainingStep } from './step-trace.js';
 
 export type FinetuneMethod = 'full' | 'lora' | 'qlora';
 export type OptimizerKind = 'adamw' | 'adamw8bit' | 'paged_adamw' | 'paged_adamw8bit' | 'sgd';
@@ -11,6 +12,11 @@ export interface EstimateOptions {
   method: FinetuneMethod;
   /** LoRA rank (default 16). */
   r?: number;
+  /**
+   * LoRA dropout probability (default 0, PEFT's default). Above 0 every adapter keeps a dropped-out
+   * copy of its input for the step; `peft-ts train` uses 0.05 unless told otherwise.
+   */
+  loraDropout?: number;
   /** Target module short names, or 'all-linear' (default: q_proj and v_proj, PEFT's Llama default; c_attn for GPT-2). */
   targets?: readonly string[] | 'all-linear';
   batch?: number;
@@ -22,6 +28,11 @@ export interface EstimateOptions {
   weightDtype?: 'f32' | 'f16' | 'bf16';
   /** Activation dtype (default 'f32'; 'f16' where the device has shader-f16). */
   activationDtype?: 'f32' | 'f16';
+  /**
+   * How a 4-bit linear multiplies: 'whole-layer' (default, what a software adapter does) decodes the
+   * whole weight to f32 for the product; 'tiles' decodes tile by tile in workgroup memory (GPUs).
+   */
+  decode4bit?: 'whole-layer' | 'tiles';
   /** NF4 block size and double quantization for QLoRA (defaults 64 and true). */
   blocksize?: number;
   doubleQuant?: boolean;
@@ -108,14 +119,12 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   const optimizer = options.optimizer ?? 'adamw';
   const wdt = options.weightDtype ?? 'bf16';
   const adt = options.activationDtype ?? 'f32';
-  const a = DTYPE_BYTES[adt];
   const gb = formatDecimalBytes;
 
   let weights: number;
   let gradients: number;
   let optimizerBytes: number;
   let trainable: number;
-  let loraActivationElems = 0;
   if (options.method === 'full') {
     trainable = params.total;
     // Mixed precision as in the seeds' tables: 16-bit weights and gradients, fp32 master copy + m + v.
@@ -127,8 +136,6 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   } else {
     const targets = selectTargets(config, options.targets);
     trainable = targets.reduce((s, l) => s + r * (l.inFeatures + l.outFeatures), 0);
-    const tokens = batch * seqLen;
-    loraActivationElems = targets.reduce((s, l) => s + tokens * (r + l.inFeatures), 0);
     if (options.method === 'qlora') {
       const bs = options.blocksize ?? 64;
       const dq = options.doubleQuant ?? true;
@@ -140,27 +147,43 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
       weights = params.total * DTYPE_BYTES[wdt];
       notes.push(`weights: ${params.total.toLocaleString('en-US')} params in ${wdt} = ${gb(weights)}`);
     }
+    // The adapter's own A and B matrices, f32, sit beside the frozen weights.
+    weights += trainable * 4;
     gradients = trainable * 4;
     optimizerBytes = trainable * optimizerBytesPerParam(optimizer);
-    notes.push(`LoRA r=${r} on ${targets.length} linears: ${trainable.toLocaleString('en-US')} trainable params, f32 grads ${gb(gradients)}, ${optimizer} state ${gb(optimizerBytes)}`);
+    notes.push(`LoRA r=${r} on ${targets.length} linears: ${trainable.toLocaleString('en-US')} trainable params, f32 weights ${gb(trainable * 4)} (in weights), f32 grads ${gb(gradients)}, ${optimizer} state ${gb(optimizerBytes)}`);
   }
   params.trainable = trainable;
 
-  // Activations kept for backward, per token: layer inputs, norms, q/k/v, attention output (the
-  // flash-style kernel keeps only a logsumexp per head, no T x T scores) and the MLP intermediates.
-  const H = config.hiddenSize;
-  const I = config.intermediateSize;
-  const qDim = config.numHeads * config.headDim;
-  const kvDim = config.numKvHeads * config.headDim;
+  // The step itself, replayed on sizes: every tensor the forward creates lives until the step
+  // ends (the trainer's step scope frees them then), the backward walk adds gradients and its
+  // temporaries on top, and the peak of that replay is what a step adds to the weights.
   const tokens = batch * seqLen;
-  const perLayer = tokens * (6 * H + qDim + 2 * kvDim + qDim + (config.arch === 'gpt2' ? 2 : 3) * I + config.numHeads) * a;
-  const loraPerLayer = config.numLayers > 0 ? (loraActivationElems * a) / config.numLayers : 0;
-  const layers = checkpointing ? tokens * H * a * config.numLayers + perLayer + loraPerLayer : (perLayer + loraPerLayer) * config.numLayers;
-  // Logits and their gradient in f32 (the loss never stores a second softmax over the vocabulary).
-  const logits = 2 * tokens * config.vocabSize * 4;
-  const activations = layers + logits;
+  const loraRank = new Map<string, number>();
+  if (options.method !== 'full') for (const l of selectTargets(config, options.targets)) loraRank.set(l.short, r);
+  const step = traceTrainingStep(config, {
+    batch,
+    seqLen,
+    loraRank,
+    quantized: options.method === 'qlora',
+    decode4bit: options.decode4bit ?? 'whole-layer',
+    checkpointing,
+    activationDtype: adt,
+    trainBase: options.method === 'full',
+    loraDropout: options.method === 'full' ? 0 : (options.loraDropout ?? 0),
+  });
+  // Rotary cos/sin tables, f32, one row per position up to the longer of the context and the sequence.
+  const rotaryDim = config.rope ? Math.floor(config.headDim * config.rope.partialRotaryFactor) : 0;
+  const positionTables = config.rope ? 2 * Math.max(config.maxPositions, seqLen) * rotaryDim * 4 : 0;
+  const activations = step.peak - step.gradsAtPeak + positionTables;
   notes.push(
-    `activations: batch ${batch} x seq ${seqLen}, ${adt}, ${checkpointing ? 'gradient checkpointing (layer inputs + one layer recomputed)' : 'no checkpointing'} = ${gb(layers)}, logits + their gradient ${gb(logits)}`,
+    `activations: batch ${batch} x seq ${seqLen} (${tokens.toLocaleString('en-US')} tokens), ${adt} between layers, ${checkpointing ? 'gradient checkpointing (each layer recomputed in backward)' : 'no checkpointing'}: ` +
+      `${gb(step.forwardKept)} created by the forward and held until the step ends, peak ${gb(step.peak - step.gradsAtPeak)} with the backward's gradients and temporaries`,
+  );
+  notes.push(
+    `of which: logits + their gradient ${gb(2 * tokens * config.vocabSize * 4)} (f32 over the ${config.vocabSize.toLocaleString('en-US')}-token vocabulary)` +
+      (step.decodeTemp > 0 ? `, one 4-bit weight decoded to f32 ${gb(step.decodeTemp)}` : '') +
+      (positionTables > 0 ? `; rotary tables ${gb(positionTables)}` : ''),
   );
   const total = weights + gradients + optimizerBytes + activations;
   return { method: options.method, params, bytes: { weights, gradients, optimizer: optimizerBytes, activations, total }, notes };
