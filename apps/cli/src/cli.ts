@@ -10,6 +10,7 @@ import { train, TRAIN_HELP } from './commands/train.js';
 import { demo, DEMO_HELP } from './commands/demo.js';
 import { info, INFO_HELP } from './commands/info.js';
 import { exportTrl, EXPORT_TRL_HELP } from './commands/export-trl.js';
+import { exportGguf, EXPORT_GGUF_HELP } from './commands/export-gguf.js';
 import { evalCommand, EVAL_HELP } from './commands/eval.js';
 import { dataCommand, DATA_HELP } from './commands/data-preview.js';
 
@@ -32,7 +33,8 @@ Commands:
   estimate   GPU memory for full fine-tuning vs LoRA vs QLoRA
   inspect    summarise a model or adapter directory
   info       the GPU adapter peft-ts uses
-  export     export trl: a TRL + accelerate recipe for a train config, for more than one GPU
+  export     export trl: a TRL + accelerate recipe for a train config, for more than one GPU;
+             export gguf: a GGUF file for llama.cpp / Ollama
 
 ${EXIT_CODES_HELP}`;
 
@@ -41,12 +43,14 @@ type Command = { run: (argv: string[]) => Promise<number>; help: string };
 /** `peft-ts export <format>`: one subcommand per format, each with its own flags and --help. */
 const exportFormats: Record<string, Command> = {
   trl: { run: exportTrl, help: EXPORT_TRL_HELP },
+  gguf: { run: exportGguf, help: EXPORT_GGUF_HELP },
 };
 
 const EXPORT_HELP = `Usage: peft-ts export <format> [options]      (peft-ts export <format> --help for its options)
 
 Formats:
   trl    a TRL + accelerate recipe (train.py, accelerate and DeepSpeed configs) for a train config
+  gguf   one GGUF file (model, tokenizer, chat template) for llama.cpp, Ollama and LM Studio
 `;
 
 async function exportCommand(argv: string[]): Promise<number> {
