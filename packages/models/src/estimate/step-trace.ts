@@ -93,6 +93,8 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
   const m = new Ledger();
   let nextId = 1;
   let recording = true;
+  /** Outputs created inside a nested scope (a checkpointed layer's recomputation), freed when it closes. */
+  let scope: Buf[] | null = null;
   const tokens = s.batch * s.seqLen;
   const F32 = 4;
   let decodeTemp = 0;
@@ -104,6 +106,7 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
     return attach(out, numel, inputs, saved, backward);
   };
   const attach = (out: Buf, numel: number, inputs: (Sym | null)[], saved: Buf[], backward: Node['backward']): Sym => {
+    scope?.push(out);
     const rec = recording && inputs.some((t) => t?.requiresGrad === true);
     if (!rec) {
       for (const b of saved) m.free(b);
@@ -231,11 +234,30 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
   };
   const layer = c.arch === 'gpt2' ? gpt2Layer : llamaLayer;
 
-  /** Gradient checkpointing: the layer runs off the tape, and again on it during backward. */
+  /** Runs fn in a nested scope: what it creates is freed when it returns, except its result. */
+  const scoped = (fn: () => Sym): Sym => {
+    const outer = scope;
+    const inner: Buf[] = [];
+    scope = inner;
+    let out: Sym;
+    try {
+      out = fn();
+    } finally {
+      scope = outer;
+    }
+    for (const b of inner) if (b !== out.buf) m.free(b);
+    scope?.push(out.buf);
+    return out;
+  };
+
+  /**
+   * Gradient checkpointing: the layer runs off the tape in its own scope (only its output stays),
+   * and again on the tape during backward, in a scope that closes once that layer's backward is done.
+   */
   const checkpointed = (x: Sym): Sym => {
     const prev = recording;
     recording = false;
-    const out = layer(x);
+    const out = scoped(() => layer(x));
     recording = prev;
     if (!recording) return out;
     return sym(out.buf, out.numel, true, {
@@ -244,9 +266,14 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
       backward: (g) => {
         recording = true;
         const leaf = sym(m.share(x.buf), x.numel, x.requiresGrad);
+        let leafGrad = new Map<number, Buf>();
+        const outer = scope;
+        const inner: Buf[] = [];
+        scope = inner;
         const again = layer(leaf);
-        const leafGrad = again.requiresGrad ? walk(again, m.alloc(g.bytes)) : new Map<number, Buf>();
-        m.free(again.buf);
+        if (again.requiresGrad) leafGrad = walk(again, m.alloc(g.bytes));
+        scope = outer;
+        for (const b of inner) m.free(b);
         m.free(leaf.buf);
         recording = prev;
         return [leafGrad.get(leaf.id) ?? null];
