@@ -13,6 +13,7 @@ import { exportTrl, EXPORT_TRL_HELP } from './commands/export-trl.js';
 import { exportGguf, EXPORT_GGUF_HELP } from './commands/export-gguf.js';
 import { evalCommand, EVAL_HELP } from './commands/eval.js';
 import { dataCommand, DATA_HELP } from './commands/data-preview.js';
+import { sweep, SWEEP_HELP } from './commands/sweep.js';
 
 export const VERSION = '0.0.0';
 
@@ -28,6 +29,7 @@ Commands:
   generate   generate text from a base model, base + adapter, or a merged model
   eval       loss and perplexity on held-out data, base and adapter side by side
   data       data preview: examples as training sees them, trained span highlighted
+  sweep      one training per grid point (r, targets, ...) on one loaded base, with a report
   merge      merge an adapter into its base checkpoint (plain HF checkpoint out)
   quantize   quantize a checkpoint to bitsandbytes-layout NF4/FP4
   estimate   GPU memory for full fine-tuning vs LoRA vs QLoRA
@@ -75,6 +77,7 @@ const commands: Record<string, Command> = {
   generate: { run: generateCommand, help: GENERATE_HELP },
   eval: { run: evalCommand, help: EVAL_HELP },
   data: { run: dataCommand, help: DATA_HELP },
+  sweep: { run: sweep, help: SWEEP_HELP },
   merge: { run: merge, help: MERGE_HELP },
   quantize: { run: quantize, help: QUANTIZE_HELP },
   estimate: { run: estimate, help: ESTIMATE_HELP },
