@@ -3,7 +3,7 @@
 import { DTypeError, PeftError, ShapeMismatchError } from '@peft-ts/errors';
 import { fromArray, onesLike, empty } from './create.js';
 import { GRID_HELPERS, grid1d, type KernelSpec } from './kernel.js';
-import { isGradEnabled, noGrad, withGrad, Tensor, type GradNode } from './tensor.js';
+import { isGradEnabled, noGrad, tidy, withGrad, Tensor, type GradNode } from './tensor.js';
 
 /** True when an op on these inputs should be recorded. */
 export function needsGrad(...inputs: readonly (Tensor | null | undefined)[]): boolean {
@@ -224,7 +224,8 @@ export function checkpoint(fn: (...inputs: Tensor[]) => Tensor, ...inputs: Tenso
   const rt = inputs[0]?.rt;
   if (!rt) throw new PeftError('CHECKPOINT', 'checkpoint: needs at least one input tensor');
   const rngAt = rt.rngOffset;
-  const out = noGrad(() => fn(...inputs));
+  // Only the block's output outlives the forward: its intermediates are recomputed in backward.
+  const out = noGrad(() => tidy(() => fn(...inputs)));
   const saved = inputs.map((t) => t.share());
   let released = false;
   out.gradFn = {
@@ -235,10 +236,15 @@ export function checkpoint(fn: (...inputs: Tensor[]) => Tensor, ...inputs: Tenso
         const resume = rt.rngOffset;
         rt.rngOffset = rngAt;
         const leaves = saved.map((s, i) => detach(s, inputs[i]?.requiresGrad ?? false));
-        const again = fn(...leaves);
-        rt.rngOffset = resume;
-        if (again.requiresGrad) backward(again, g);
-        again.dispose();
+        // The recomputed activations live only while this block's backward runs: without their
+        // own scope they would stay until the caller's scope ends (all blocks at once, which is
+        // what checkpointing is meant to avoid) or, outside any scope, for good. Gradients of the
+        // leaves and parameters are kept tensors and survive the scope.
+        tidy(() => {
+          const again = fn(...leaves);
+          rt.rngOffset = resume;
+          if (again.requiresGrad) backward(again, g);
+        });
         const result = leaves.map((l) => {
           const lg = l.grad;
           l.grad = null;

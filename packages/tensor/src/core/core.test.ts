@@ -154,6 +154,47 @@ describe('tensor core', () => {
     expect(grads[1]).toEqual(grads[0]);
   });
 
+  it('checkpointed blocks free their recomputed activations block by block during backward', async () => {
+    const n = 4096;
+    // Four n-element intermediates per block.
+    const block = (h: Tensor, w: Tensor) => mul(add(mul(h, w), w), sub(mul(h, h), w));
+    const w = fromArray(rt, randn(n, 5), [n], 'f32', { requiresGrad: true, tag: 'weights' }).keep();
+    const backwardPeak = async (blocks: number, scoped: boolean): Promise<{ peak: number; leaked: number }> => {
+      await rt.sync();
+      const before = rt.memoryStats().liveBytes;
+      const h0 = fromArray(rt, randn(n, 6), [n], 'f32', { requiresGrad: true });
+      let h = h0;
+      const outs: Tensor[] = [];
+      for (let b = 0; b < blocks; b++) {
+        h = checkpoint((x) => block(x, w), h);
+        outs.push(h);
+      }
+      const seed = fromArray(rt, new Float32Array(n).fill(1e-3), [n]);
+      rt.resetPeak();
+      if (scoped) tidy(() => backward(h, seed));
+      else backward(h, seed);
+      await rt.sync();
+      const peak = rt.memoryStats().peakBytes;
+      for (const t of [...outs, h0, seed]) t.dispose();
+      h0.grad?.dispose();
+      h0.grad = null;
+      w.grad?.dispose();
+      w.grad = null;
+      await rt.sync();
+      return { peak, leaked: rt.memoryStats().liveBytes - before };
+    };
+    for (const scoped of [false, true]) {
+      const two = await backwardPeak(2, scoped);
+      const eight = await backwardPeak(8, scoped);
+      // Six more blocks add their checkpointed outputs (n floats each) and nothing else: no block's
+      // activations outlive its own backward (they would add 4 * n floats per block).
+      expect(eight.peak - two.peak).toBeLessThanOrEqual(6 * n * 4);
+      expect(two.leaked).toBe(0);
+      expect(eight.leaked).toBe(0);
+    }
+    w.dispose();
+  });
+
   it('does not record under noGrad and rejects backward through a freed graph', () => {
     const x = fromArray(rt, [1, 2], [2], 'f32', { requiresGrad: true });
     const y = noGrad(() => mul(x, x));
