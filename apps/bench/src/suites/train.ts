@@ -53,6 +53,7 @@ function cases(): TrainCase[] {
     small('small gpt2 lora', gpt2(256, 4, SMALL), 'lora'),
     small('small llama lora', llama(256, 4, SMALL), 'lora'),
     small('small llama qlora', llama(256, 4, SMALL), 'qlora'),
+    { ...small('small llama lora ckpt', llama(256, 4, SMALL), 'lora'), checkpointing: true },
     { ...small('small llama qlora ckpt', llama(256, 4, SMALL), 'qlora'), checkpointing: true },
     real('qwen2.5-0.5b', 'lora', false),
     real('qwen2.5-0.5b', 'qlora', true),
@@ -178,6 +179,9 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
     }
     const before = counters(rt);
     const times: number[] = [];
+    // Memory after every timed step: what the device holds (live + pooled) and the process RSS.
+    const held: number[] = [];
+    const rss: number[] = [];
     const minIters = opts.quick ? 3 : 5;
     const budgetMs = opts.quick ? 2000 : 10000;
     const started = performance.now();
@@ -185,6 +189,8 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
       const t0 = performance.now();
       await step(false);
       times.push(performance.now() - t0);
+      held.push(rt.memoryStats().allocatedBytes);
+      rss.push(process.memoryUsage().rss);
     }
     const after = counters(rt);
     await step(true);
@@ -231,6 +237,16 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
       better: 'lower',
       iterations: 1,
       detail: `estimate ${est.bytes.total.toExponential(3)} bytes (${(est.bytes.total / mem.peakBytes).toFixed(2)}x the measured peak)`,
+    });
+    const mb = (b: number): string => (b / 1e6).toFixed(1);
+    const pick = (xs: number[]): number[] => (xs.length <= 6 ? xs : [...xs.slice(0, 3), ...xs.slice(-3)]);
+    results.push({
+      suite: 'train',
+      name: `${c.name} memory growth`,
+      value: (held[held.length - 1] ?? 0) - (held[0] ?? 0),
+      unit: 'bytes',
+      iterations: held.length,
+      detail: `GPU buffers held after each timed step (MB): ${pick(held).map(mb).join(', ')}; process RSS (MB): ${pick(rss).map(mb).join(', ')}`,
     });
     results.push({
       suite: 'train',
