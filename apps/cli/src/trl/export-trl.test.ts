@@ -8,10 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { renderExample, Tokenizer, type Example } from '@peft-ts/data-alpaca';
 import { resolveFinetuneConfig } from '@peft-ts/trainer';
+import { LLAMA2_TOKENIZER_DIR } from '../testing/tiny-model.js';
 import { exportTrl } from '../commands/export-trl.js';
 import { exitCodeFor, EXIT } from '../errors.js';
 import { checkTrlMapping, mappedKeys, mappingTableMarkdown, TRL_MAPPING } from './mapping.js';
+import { computeDtype } from './recipe.js';
 
 const GOLDEN = fileURLToPath(new URL('./golden/', import.meta.url));
 const CASES = ['lora', 'qlora-paged8bit', 'chat-pack'];
@@ -60,12 +63,18 @@ describe('peft-ts export trl', () => {
   });
 
   it.runIf(hasPython())('writes a train.py that Python compiles, for every golden config', async () => {
+    const adapter = await mkdtemp(join(tmpdir(), 'peft-ts-adapter-'));
+    await writeFile(join(adapter, 'adapter_config.json'), JSON.stringify({ r: 16, lora_alpha: 32 }));
+    await writeFile(join(adapter, 'adapter_model.safetensors'), '');
+    // The golden configs, and one starting from an adapter (the PeftModel path).
+    const dirs: string[] = [(await exportCase('chat-pack', ['--init-adapter', adapter])).dir];
     for (const name of CASES) {
       const { dir } = await exportCase(name);
-      execFileSync('python3', ['-m', 'py_compile', join(dir, 'train.py')], { stdio: 'pipe' });
+      dirs.push(dir);
       const json = readFileSync(join(dir, 'deepspeed_zero3.json'), 'utf8');
       expect((JSON.parse(json) as { zero_optimization: { stage: number } }).zero_optimization.stage).toBe(3);
     }
+    execFileSync('python3', ['-m', 'py_compile', ...dirs.map((d) => join(d, 'train.py'))], { stdio: 'pipe' });
   });
 
   it('maps settings one to one into the script', () => {
@@ -111,7 +120,6 @@ describe('peft-ts export trl', () => {
     const script = await readFile(join(dir, 'train.py'), 'utf8');
     expect(script).toContain(`INIT_ADAPTER = ${JSON.stringify(adapter)}`);
     expect(script).toContain('PeftModel.from_pretrained(model, INIT_ADAPTER, is_trainable=True)');
-    if (hasPython()) execFileSync('python3', ['-m', 'py_compile', join(dir, 'train.py')], { stdio: 'pipe' });
 
     const wrong = await failure(['--config', join(GOLDEN, 'qlora-paged8bit', 'run.yaml'), '--out', join(adapter, 'x'), '--init-adapter', adapter]);
     expect(wrong).toEqual({ code: EXIT.input, message: expect.stringMatching(/adapter_config\.json: r: expected r 16 as in the config/) as unknown });
@@ -155,6 +163,73 @@ describe('peft-ts export trl', () => {
   });
 });
 
+// Stand-ins for the Python libraries, so the script's data functions run without them.
+const STUBS: Record<string, string> = {
+  'torch.py': 'float32 = "float32"\nfloat16 = "float16"\nbfloat16 = "bfloat16"\n',
+  'accelerate.py': 'class PartialState: pass\n',
+  'datasets.py': 'class Dataset:\n    @staticmethod\n    def from_list(rows):\n        return rows\n',
+  'peft.py': 'class LoraConfig: pass\nclass PeftModel: pass\n',
+  'transformers.py': 'class AutoModelForCausalLM: pass\nclass AutoTokenizer: pass\nclass BitsAndBytesConfig: pass\nclass EarlyStoppingCallback: pass\ndef set_seed(seed): pass\n',
+  'trl.py': 'class SFTConfig: pass\nclass SFTTrainer: pass\n',
+};
+
+/** Runs the recipe's load_rows on a data file (a tokenizer without a chat template) and returns its rows. */
+async function pythonRows(trainPy: string, records: unknown[], template: string): Promise<{ template: string; rows: Array<Record<string, unknown>> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'peft-ts-trl-py-'));
+  for (const [name, text] of Object.entries(STUBS)) await writeFile(join(dir, name), text);
+  await writeFile(join(dir, 'data.jsonl'), records.map((r) => JSON.stringify(r)).join('\n'));
+  const driver = [
+    'import importlib.util, json, sys',
+    `spec = importlib.util.spec_from_file_location("recipe", ${JSON.stringify(trainPy)})`,
+    'recipe = importlib.util.module_from_spec(spec)',
+    'spec.loader.exec_module(recipe)',
+    `recipe.DATA = ${JSON.stringify(join(dir, 'data.jsonl'))}`,
+    `recipe.TEMPLATE = ${JSON.stringify(template)}`,
+    'class Tok:\n    chat_template = None',
+    'template, rows = recipe.load_rows(Tok())',
+    'print(json.dumps({"template": template, "rows": rows}))',
+  ].join('\n');
+  const stdout = execFileSync('python3', ['-c', driver], { env: { ...process.env, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: '1' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return JSON.parse(stdout) as { template: string; rows: Array<Record<string, unknown>> };
+}
+
+describe.runIf(hasPython())('the recipe\'s data mapping, run by python3', () => {
+  it('gives Alpaca and Dolly records the prompt text train renders, and the response as the completion', async () => {
+    const trainPy = join(GOLDEN, 'lora', 'train.py');
+    const records = [
+      { instruction: 'Classify {input} here.', input: 'I love it! {instruction}', output: 'positive' },
+      { instruction: 'Say hi.', output: 'hi' },
+    ];
+    const { template, rows } = await pythonRows(trainPy, [...records, { instruction: 'Dolly asks.', context: 'ctx', response: 'answer' }], 'auto');
+    expect(template).toBe('alpaca');
+    const tokenizer = await Tokenizer.fromDir(LLAMA2_TOKENIZER_DIR);
+    const examples: Example[] = [
+      { kind: 'instruction', instruction: 'Classify {input} here.', input: 'I love it! {instruction}', output: 'positive' },
+      { kind: 'instruction', instruction: 'Say hi.', input: '', output: 'hi' },
+      { kind: 'instruction', instruction: 'Dolly asks.', input: 'ctx', output: 'answer' },
+    ];
+    examples.forEach((example, i) => {
+      const r = renderExample(example, tokenizer, { template: 'alpaca' });
+      const prompt = r.segments.filter((s) => !s.trained).map((s) => r.text.slice(s.start, s.end)).join('');
+      const trained = r.segments.filter((s) => s.trained).map((s) => r.text.slice(s.start, s.end)).join('');
+      // TRL appends the EOS token to the completion, as train appends it to the response.
+      expect(rows[i]).toEqual({ prompt, completion: trained.slice(0, -(tokenizer.eosToken ?? '').length) });
+      expect(trained.endsWith(tokenizer.eosToken ?? '\0')).toBe(true);
+    });
+  });
+
+  it('turns chat and ShareGPT records into TRL messages, and lists invalid records', async () => {
+    const trainPy = join(GOLDEN, 'chat-pack', 'train.py');
+    const chat = { messages: [{ role: 'system', content: '' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }] };
+    const sharegpt = { conversations: [{ from: 'human', value: 'Q' }, { from: 'gpt', value: 'A' }] };
+    const { template, rows } = await pythonRows(trainPy, [chat, sharegpt, { messages: [{ role: 'user', content: 'no answer' }] }], 'model');
+    expect(template).toBe('model');
+    expect(rows).toEqual([chat, { messages: [{ role: 'user', content: 'Q' }, { role: 'assistant', content: 'A' }] }]);
+    // The same records with ON_INVALID "error" (the lora recipe): the script stops, naming the record.
+    await expect(pythonRows(join(GOLDEN, 'lora', 'train.py'), [chat, { messages: [{ role: 'user', content: 'no answer' }] }], 'model')).rejects.toThrow(/data\.jsonl:2: messages: expected at least one assistant turn/);
+  });
+});
+
 describe('the TRL mapping', () => {
   it('maps or refuses every key of the config schema, and no other', () => {
     // The schema as resolveFinetuneConfig validates it: a new key must be added to TRL_MAPPING.
@@ -169,6 +244,15 @@ describe('the TRL mapping', () => {
   it('passes the defaults with no refusal', () => {
     const c = resolveFinetuneConfig({ model: 'm', data: 'd' });
     expect(checkTrlMapping(c, 'run.yaml')).toEqual([expect.stringMatching(/^validationSplit 0.05/)]);
+  });
+
+  it('computes in f32 as peft-ts does, except where FlashAttention or f16 activations need 16 bits', () => {
+    const c = (raw: Record<string, unknown>) => resolveFinetuneConfig({ model: 'm', data: 'd', validationSplit: 0, ...raw });
+    expect(computeDtype(c({}))).toBe('torch.float32');
+    expect(checkTrlMapping(c({}), 'run.yaml')).toEqual([]);
+    expect(computeDtype(c({ pack: true }))).toBe('torch.bfloat16');
+    expect(checkTrlMapping(c({ pack: true }), 'run.yaml')).toEqual([expect.stringMatching(/^activationDtype f32 with pack: .* bf16/)]);
+    expect(computeDtype(c({ activationDtype: 'f16' }))).toBe('torch.float16');
   });
 
   it('is the table in the trainer README', () => {

@@ -194,12 +194,13 @@ export const TRL_MAPPING: Record<keyof FinetuneConfig, KeyMapping> = {
     difference: 'None (TRL switches to reentrant checkpointing under DeepSpeed ZeRO-3).',
   },
   activationDtype: {
-    to: '`f32`: float32 weights and compute (`dtype`, `bnb_4bit_compute_dtype`), `bf16=False`, `fp16=False`; `f16`: float16 compute with `fp16=True` mixed precision',
-    difference: 'peft-ts keeps 16-bit weights and computes in f32; PyTorch computes in the weights\' dtype, so `f32` loads non-quantized weights as float32 (twice the memory of bf16). `f16` is approximated by fp16 mixed precision.',
-    nearest: (c) =>
-      c.activationDtype === 'f16'
-        ? 'activationDtype f16: PyTorch has no f16 storage between layers with f32 compute; the nearest equivalent is fp16 mixed precision (fp16=True, bnb_4bit_compute_dtype float16)'
-        : null,
+    to: '`f32`: float32 weights and compute (`dtype`, `bnb_4bit_compute_dtype`), `bf16=False`, `fp16=False` (bf16 with `pack`); `f16`: float16 compute with `fp16=True` mixed precision',
+    difference: 'peft-ts keeps 16-bit weights and computes in f32; PyTorch computes in the weights\' dtype, so `f32` loads non-quantized weights as float32 (twice the memory of bf16). `f16` is approximated by fp16 mixed precision; a packed run computes in bf16, as FlashAttention needs.',
+    nearest: (c) => {
+      if (c.activationDtype === 'f16') return 'activationDtype f16: PyTorch has no f16 storage between layers with f32 compute; the nearest equivalent is fp16 mixed precision (fp16=True, bnb_4bit_compute_dtype float16)';
+      if (c.pack) return 'activationDtype f32 with pack: FlashAttention, which keeps attention inside each packed example, has no f32 kernels; the nearest equivalent computes in bf16 (bf16=True, bnb_4bit_compute_dtype bfloat16)';
+      return null;
+    },
   },
   quantType: { to: '`BitsAndBytesConfig.bnb_4bit_quant_type` (`nf4` / `fp4`)', difference: 'None (unused with method lora, in both).' },
   doubleQuant: { to: '`BitsAndBytesConfig.bnb_4bit_use_double_quant`', difference: 'None (unused with method lora, in both).' },

@@ -27,6 +27,15 @@ export function py(value: unknown): string {
   throw new Error(`no Python literal for ${typeof value}`);
 }
 
+/**
+ * The dtype the recipe computes in: f32 as peft-ts, fp16 for f16 activations, and bf16 for a
+ * packed f32 run (FlashAttention, which keeps attention inside each packed example, has no f32).
+ */
+export function computeDtype(c: FinetuneConfig): 'torch.float32' | 'torch.float16' | 'torch.bfloat16' {
+  if (c.activationDtype === 'f16') return 'torch.float16';
+  return c.pack ? 'torch.bfloat16' : 'torch.float32';
+}
+
 /** A float literal (1 -> 1.0), so Python sees the type transformers expects. */
 function pyFloat(value: number): string {
   const text = py(value);
@@ -34,7 +43,7 @@ function pyFloat(value: number): string {
 }
 
 function trainPy(c: FinetuneConfig, o: RecipeOptions): string {
-  const compute = c.activationDtype === 'f16' ? 'torch.float16' : 'torch.float32';
+  const compute = computeDtype(c);
   const evaluate = c.evalEvery !== null && c.validationSplit > 0;
   const saveSteps = trlSaveSteps(c);
   const early = c.earlyStoppingPatience !== null && evaluate;
@@ -49,6 +58,7 @@ function trainPy(c: FinetuneConfig, o: RecipeOptions): string {
     '# lists where a setting could only be approximated.',
     'import json',
     'import os',
+    'import re',
     'import sys',
     '',
     'import torch',
@@ -149,7 +159,9 @@ function trainPy(c: FinetuneConfig, o: RecipeOptions): string {
     '        _, instruction, context, output = example',
     '        prompt = ALPACA_PROMPT_INPUT if context else ALPACA_PROMPT_NO_INPUT',
     '        # TRL appends the EOS token to the completion, as train appends it to the response.',
-    '        return {"prompt": prompt.replace("{instruction}", instruction).replace("{input}", context), "completion": output}',
+    '        # One pass, as train fills the placeholders: text in a field is never expanded again.',
+    '        values = {"instruction": instruction, "input": context}',
+    '        return {"prompt": re.sub(r"\\{(instruction|input)\\}", lambda m: values[m.group(1)], prompt), "completion": output}',
     '    if example[0] == "chat":',
     '        return {"messages": example[1]}',
     '    _, instruction, context, output = example',
@@ -225,8 +237,8 @@ function trainPy(c: FinetuneConfig, o: RecipeOptions): string {
     '        adam_epsilon=1e-8,',
     `        gradient_checkpointing=${py(c.gradientCheckpointing)},`,
     '        gradient_checkpointing_kwargs={"use_reentrant": False},',
-    `        bf16=False,`,
-    `        fp16=${py(c.activationDtype === 'f16')},`,
+    `        bf16=${py(compute === 'torch.bfloat16')},`,
+    `        fp16=${py(compute === 'torch.float16')},`,
     '        # run',
     '        seed=SEED,',
     '        data_seed=SEED,',

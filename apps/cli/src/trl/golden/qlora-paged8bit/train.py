@@ -4,6 +4,7 @@
 # lists where a setting could only be approximated.
 import json
 import os
+import re
 import sys
 
 import torch
@@ -117,7 +118,9 @@ def to_row(example, template):
         _, instruction, context, output = example
         prompt = ALPACA_PROMPT_INPUT if context else ALPACA_PROMPT_NO_INPUT
         # TRL appends the EOS token to the completion, as train appends it to the response.
-        return {"prompt": prompt.replace("{instruction}", instruction).replace("{input}", context), "completion": output}
+        # One pass, as train fills the placeholders: text in a field is never expanded again.
+        values = {"instruction": instruction, "input": context}
+        return {"prompt": re.sub(r"\{(instruction|input)\}", lambda m: values[m.group(1)], prompt), "completion": output}
     if example[0] == "chat":
         return {"messages": example[1]}
     _, instruction, context, output = example
