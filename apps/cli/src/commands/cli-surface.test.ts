@@ -35,7 +35,7 @@ async function run(fn: (argv: string[]) => Promise<number>, argv: string[]): Pro
   }
 }
 
-const COMMANDS = ['demo', 'train', 'generate', 'merge', 'quantize', 'estimate', 'inspect', 'info', 'export'];
+const COMMANDS = ['demo', 'train', 'generate', 'merge', 'quantize', 'estimate', 'inspect', 'info', 'export', 'eval', 'data', 'sweep'];
 
 describe('peft-ts command-line surface', () => {
   afterEach(() => {
