@@ -160,7 +160,9 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   // temporaries on top, and the peak of that replay is what a step adds to the weights.
   const tokens = batch * seqLen;
   const loraRank = new Map<string, number>();
-  if (options.method !== 'full') for (const l of selectTargets(config, options.targets)) loraRank.set(l.short, r);
+  const targetLayers = options.method === 'full' ? [] : selectTargets(config, options.targets);
+  for (const l of targetLayers) loraRank.set(l.short, r);
+  const loraTargets = targetLayers.length;
   const step = traceTrainingStep(config, {
     batch,
     seqLen,
@@ -175,7 +177,12 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   // Rotary cos/sin tables, f32, one row per position up to the longer of the context and the sequence.
   const rotaryDim = config.rope ? Math.floor(config.headDim * config.rope.partialRotaryFactor) : 0;
   const positionTables = config.rope ? 2 * Math.max(config.maxPositions, seqLen) * rotaryDim * 4 : 0;
-  const activations = step.peak - step.gradsAtPeak + positionTables;
+  // Small tables the runtime keeps: the 4-bit code tables (288 f32) and the optimizer's work-item
+  // table (16 u32 words per parameter tensor, room for 4 at least).
+  const codeTables = options.method === 'qlora' ? 288 * 4 : 0;
+  const paramTensors = options.method === 'full' ? modelLayout(config).linears.length : 2 * loraTargets;
+  const workItems = Math.max(4, paramTensors) * 16 * 4;
+  const activations = step.peak - step.gradsAtPeak + positionTables + codeTables + workItems;
   notes.push(
     `activations: batch ${batch} x seq ${seqLen} (${tokens.toLocaleString('en-US')} tokens), ${adt} between layers, ${checkpointing ? 'gradient checkpointing (each layer recomputed in backward)' : 'no checkpointing'}: ` +
       `${gb(step.forwardKept)} created by the forward and held until the step ends, peak ${gb(step.peak - step.gradsAtPeak)} with the backward's gradients and temporaries`,
@@ -183,7 +190,11 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   notes.push(
     `of which: logits + their gradient ${gb(2 * tokens * config.vocabSize * 4)} (f32 over the ${config.vocabSize.toLocaleString('en-US')}-token vocabulary)` +
       (step.decodeTemp > 0 ? `, one 4-bit weight decoded to f32 ${gb(step.decodeTemp)}` : '') +
-      (positionTables > 0 ? `; rotary tables ${gb(positionTables)}` : ''),
+      (positionTables > 0 ? `; rotary tables ${gb(positionTables)}` : '') +
+      `; optimizer work items${codeTables > 0 ? ' and 4-bit code tables' : ''} ${gb(workItems + codeTables)}`,
+  );
+  notes.push(
+    `figures are bytes the runtime accounts (tensors' logical sizes); the device holds more: the buffer pool rounds each buffer up to its size class (at most 25%), ${gb(step.poolSlack)} over the step's buffers at the peak, and keeps freed buffers for reuse`,
   );
   const total = weights + gradients + optimizerBytes + activations;
   return { method: options.method, params, bytes: { weights, gradients, optimizer: optimizerBytes, activations, total }, notes };

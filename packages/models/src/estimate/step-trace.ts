@@ -1,5 +1,6 @@
 // Replays one training step (forward, causal-LM loss, backward) on sizes alone: every buffer the
 // model's ops allocate and free, in the order the runtime does, to find the step's peak bytes.
+import { sizeClass } from '@peft-ts/tensor';
 import type { ModelConfig } from '../config/config.js';
 
 /**
@@ -9,6 +10,8 @@ import type { ModelConfig } from '../config/config.js';
 interface Buf {
   bytes: number;
   refs: number;
+  /** Bytes the pool's size class adds to the buffer (not counted in live bytes). */
+  slack: number;
 }
 
 /** A tensor of the replay: its buffer, its element count, and whether it is on the tape. */
@@ -35,15 +38,20 @@ class Ledger {
   /** Bytes of trainable-parameter gradients live at the peak (they are reported separately). */
   gradsAtPeak = 0;
   grads = 0;
+  slack = 0;
+  slackAtPeak = 0;
 
   alloc(bytes: number): Buf {
     const b = Math.max(4, bytes);
+    const slack = sizeClass(b) - b;
     this.live += b;
+    this.slack += slack;
     if (this.live > this.peak) {
       this.peak = this.live;
       this.gradsAtPeak = this.grads;
+      this.slackAtPeak = this.slack;
     }
-    return { bytes: b, refs: 1 };
+    return { bytes: b, refs: 1, slack };
   }
 
   share(buf: Buf): Buf {
@@ -53,7 +61,10 @@ class Ledger {
 
   free(buf: Buf): void {
     buf.refs -= 1;
-    if (buf.refs === 0) this.live -= buf.bytes;
+    if (buf.refs === 0) {
+      this.live -= buf.bytes;
+      this.slack -= buf.slack;
+    }
   }
 }
 
@@ -82,6 +93,8 @@ export interface StepPeak {
   forwardKept: number;
   /** The largest 4-bit decoding temporary (a whole weight in f32), 0 without one. */
   decodeTemp: number;
+  /** Size-class rounding of the buffers live at the peak: device bytes beyond the accounted ones. */
+  poolSlack: number;
 }
 
 /**
@@ -119,7 +132,7 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
   /** A parameter's gradient as matmul computes it; accumulation into `.grad` copies it (tag 'grads'). */
   const params = new Set<number>();
   const param = (numel: number): Sym => {
-    const p = sym({ bytes: numel * F32, refs: 1 }, numel, true);
+    const p = sym({ bytes: numel * F32, refs: 1, slack: 0 }, numel, true);
     params.add(p.id);
     return p;
   };
@@ -364,11 +377,11 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
   const weight = m.alloc(4);
   m.free(rowLoss);
   void loss;
-  const lossSym = sym({ bytes: 4, refs: 1 }, 1, true, {
+  const lossSym = sym({ bytes: 4, refs: 1, slack: 0 }, 1, true, {
     inputs: [logits],
     saved: [shifted, lse, weight],
     backward: () => [m.alloc(tokens * c.vocabSize * F32)],
   });
   if (lossSym.node && logits.requiresGrad) walk(lossSym, m.alloc(4));
-  return { peak: m.peak, gradsAtPeak: m.gradsAtPeak, forwardKept, decodeTemp };
+  return { peak: m.peak, gradsAtPeak: m.gradsAtPeak, forwardKept, decodeTemp, poolSlack: m.slackAtPeak };
 }

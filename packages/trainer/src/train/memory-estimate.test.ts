@@ -30,6 +30,8 @@ const gpt2 = { model_type: 'gpt2', vocab_size: 256, n_embd: 64, n_layer: 2, n_he
 // Qwen2: biases on q/k/v, an embedding tied to the head; a vocabulary large enough that the logits dominate.
 const qwen2 = { model_type: 'qwen2', vocab_size: 4096, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 1, max_position_embeddings: 128, tie_word_embeddings: true };
 const phi3 = { model_type: 'phi3', vocab_size: 512, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4, max_position_embeddings: 128 };
+// The bench's small shape: 4 layers, d 256, an 8,192-token vocabulary, 128-token rows.
+const small = { model_type: 'llama', vocab_size: 8192, hidden_size: 256, intermediate_size: 672, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4, max_position_embeddings: 256 };
 const base = { method: 'lora', batch: 2, seq: 32, r: 8, checkpointing: false, activationDtype: 'f32' } as const;
 
 const CASES: Case[] = [
@@ -46,6 +48,7 @@ const CASES: Case[] = [
   { ...base, name: 'qwen2 lora, tied 4096-token vocabulary', config: qwen2 },
   { ...base, name: 'qwen2 qlora, checkpointing', config: qwen2, method: 'qlora', checkpointing: true },
   { ...base, name: 'phi3 lora (fused qkv and gate_up)', config: phi3 },
+  { ...base, name: 'small llama qlora, checkpointing, batch 1 x 128, r 16', config: small, method: 'qlora', checkpointing: true, batch: 1, seq: 128, r: 16 },
 ];
 
 /** A weight drawn from N(0, 0.02^2) on the device. */
