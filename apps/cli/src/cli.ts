@@ -11,6 +11,7 @@ import { demo, DEMO_HELP } from './commands/demo.js';
 import { info, INFO_HELP } from './commands/info.js';
 import { exportTrl, EXPORT_TRL_HELP } from './commands/export-trl.js';
 import { exportGguf, EXPORT_GGUF_HELP } from './commands/export-gguf.js';
+import { exportGgufLora, EXPORT_GGUF_LORA_HELP } from './commands/export-gguf-lora.js';
 import { evalCommand, EVAL_HELP } from './commands/eval.js';
 import { dataCommand, DATA_HELP } from './commands/data-preview.js';
 import { sweep, SWEEP_HELP } from './commands/sweep.js';
@@ -46,13 +47,15 @@ type Command = { run: (argv: string[]) => Promise<number>; help: string };
 const exportFormats: Record<string, Command> = {
   trl: { run: exportTrl, help: EXPORT_TRL_HELP },
   gguf: { run: exportGguf, help: EXPORT_GGUF_HELP },
+  'gguf-lora': { run: exportGgufLora, help: EXPORT_GGUF_LORA_HELP },
 };
 
 const EXPORT_HELP = `Usage: peft-ts export <format> [options]      (peft-ts export <format> --help for its options)
 
 Formats:
-  trl    a TRL + accelerate recipe (train.py, accelerate and DeepSpeed configs) for a train config
-  gguf   one GGUF file (model, tokenizer, chat template) for llama.cpp, Ollama and LM Studio
+  trl        a TRL + accelerate recipe (train.py, accelerate and DeepSpeed configs) for a train config
+  gguf       one GGUF file (model, tokenizer, chat template) for llama.cpp, Ollama and LM Studio
+  gguf-lora  a LoRA adapter as an adapter GGUF (llama.cpp --lora, Ollama ADAPTER)
 `;
 
 async function exportCommand(argv: string[]): Promise<number> {
