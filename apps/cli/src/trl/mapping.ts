@@ -194,7 +194,7 @@ export const TRL_MAPPING: Record<keyof FinetuneConfig, KeyMapping> = {
     difference: 'None (TRL switches to reentrant checkpointing under DeepSpeed ZeRO-3).',
   },
   activationDtype: {
-    to: '`f32`: float32 weights and compute (`dtype`, `bnb_4bit_compute_dtype`), `bf16=False`, `fp16=False` (bf16 with `pack`); `f16`: float16 compute with `fp16=True` mixed precision',
+    to: '`f32`: float32 weights and compute (`dtype`, `bnb_4bit_compute_dtype`), `bf16=False`, `fp16=False`, `tf32=False` (bf16 with `pack`); `f16`: float16 compute with `fp16=True` mixed precision',
     difference: 'peft-ts keeps 16-bit weights and computes in f32; PyTorch computes in the weights\' dtype, so `f32` loads non-quantized weights as float32 (twice the memory of bf16). `f16` is approximated by fp16 mixed precision; a packed run computes in bf16, as FlashAttention needs.',
     nearest: (c) => {
       if (c.activationDtype === 'f16') return 'activationDtype f16: PyTorch has no f16 storage between layers with f32 compute; the nearest equivalent is fp16 mixed precision (fp16=True, bnb_4bit_compute_dtype float16)';

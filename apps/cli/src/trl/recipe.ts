@@ -239,6 +239,7 @@ function trainPy(c: FinetuneConfig, o: RecipeOptions): string {
     '        gradient_checkpointing_kwargs={"use_reentrant": False},',
     `        bf16=${py(compute === 'torch.bfloat16')},`,
     `        fp16=${py(compute === 'torch.float16')},`,
+    ...(compute === 'torch.float32' ? ['        tf32=False,  # full f32 matmuls, as peft-ts computes'] : []),
     '        # run',
     '        seed=SEED,',
     '        data_seed=SEED,',
@@ -418,6 +419,15 @@ one-GPU run. Divide \`gradient_accumulation_steps\` in \`train.py\` by N to keep
 starts TRL from that checkpoint's adapter weights (its \`adapter_config.json\` gives r, alpha and
 the targets). The optimizer state, schedule position and data order of a peft-ts checkpoint
 have no TRL form, so training restarts its schedule from step 0.${o.initAdapter !== null ? ` This recipe starts from \`${o.initAdapter}\`.` : ''}
+The script writes into a new or empty output directory only (or set \`OVERWRITE = True\`): when
+the checkpoint lies in \`${c.output}\`, set \`OUTPUT\` in train.py to another directory.
+
+## Taking the adapter back
+
+\`\`\`sh
+pnpm peft-ts generate ${c.model} --adapter ${c.output}/adapter --prompt "..."
+pnpm peft-ts merge ${c.model} ${c.output}/adapter merged/
+\`\`\`
 
 ## Settings approximated
 

@@ -192,6 +192,7 @@ def main():
         gradient_checkpointing_kwargs={"use_reentrant": False},
         bf16=False,
         fp16=False,
+        tf32=False,  # full f32 matmuls, as peft-ts computes
         # run
         seed=SEED,
         data_seed=SEED,
