@@ -1,6 +1,7 @@
 // Generation benchmark: prefill and decode speed of a dense base, a 4-bit base and a base with a
 // LoRA adapter, at the train suite's model shapes, with random weights made on the device.
 import { LoraModel } from '@peft-ts/lora';
+import { mergeAdapter } from '@peft-ts/merge';
 import { generate, parseModelConfig } from '@peft-ts/models';
 import type { Runtime } from '@peft-ts/tensor';
 import { buildModel, selectTrainCases, tokens } from './train.js';
@@ -10,11 +11,14 @@ interface Variant {
   name: string;
   method: 'lora' | 'qlora';
   adapter: boolean;
+  /** Merge the adapter into the dense weights after loading (`generate --merge-in-memory`). */
+  merged?: boolean;
 }
 
 const VARIANTS: Variant[] = [
   { name: 'dense', method: 'lora', adapter: false },
   { name: 'dense + LoRA r8', method: 'lora', adapter: true },
+  { name: 'dense + LoRA r8 merged', method: 'lora', adapter: true, merged: true },
   { name: 'nf4', method: 'qlora', adapter: false },
   { name: 'nf4 + LoRA r8', method: 'qlora', adapter: true },
 ];
@@ -33,7 +37,10 @@ export async function runGenerateBench(rt: Runtime, opts: SuiteOptions): Promise
       rt.trimPool();
       rt.manualSeed(1234);
       const model = await buildModel(rt, config, v.method);
-      if (v.adapter) LoraModel.inject(model, { r: 8, lora_alpha: 16, target_modules: 'all-linear', init_lora_weights: false });
+      if (v.adapter) {
+        const lora = LoraModel.inject(model, { r: 8, lora_alpha: 16, target_modules: 'all-linear', init_lora_weights: false });
+        if (v.merged) mergeAdapter(lora);
+      }
       try {
         const prefill: number[] = [];
         const decode: number[] = [];
