@@ -75,7 +75,7 @@ export function plotSvg(series: readonly PlotSeries[], o: PlotOptions): string {
   const width = o.width ?? 560;
   const height = o.height ?? 340;
   const legendRows = Math.ceil(series.length / 3);
-  const margin = { left: 64, right: 16, top: 30, bottom: 46 + legendRows * 16 };
+  const margin = { left: 64, right: 34, top: 30, bottom: 46 + legendRows * 16 };
   const pw = width - margin.left - margin.right;
   const ph = height - margin.top - margin.bottom;
   const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
@@ -123,7 +123,9 @@ export function plotSvg(series: readonly PlotSeries[], o: PlotOptions): string {
         parts.push(`<path d="M${cx} ${top} V${bottom} M${Number(cx) - 4} ${top} h8 M${Number(cx) - 4} ${bottom} h8" stroke="${s.color}" stroke-width="1.3" fill="none"/>`);
       }
       if (s.markers !== false) parts.push(`<circle cx="${f(sx(p.x))}" cy="${f(sy(p.y))}" r="3.5" fill="${s.color}"/>`);
-      if (p.label) parts.push(`<text x="${f(sx(p.x) + 6)}" y="${f(sy(p.y) - 6)}" fill="${s.color}">${escapeHtml(p.label)}</text>`);
+      // A label near the right edge goes on the left of its point, so the frame does not cut it.
+      const right = sx(p.x) > margin.left + pw - 40;
+      if (p.label) parts.push(`<text x="${f(sx(p.x) + (right ? -6 : 6))}" y="${f(sy(p.y) - 6)}" fill="${s.color}"${right ? ' text-anchor="end"' : ''}>${escapeHtml(p.label)}</text>`);
     }
   }
   series.forEach((s, i) => {

@@ -1,6 +1,7 @@
 // The sweep's report: a table per grid point (mean ± std over seeds) and three plots, as
 // Markdown and as one self-contained HTML page with inline SVG.
 import { formatBytes } from '@peft-ts/errors';
+import { defaultSmoothing, emaSmooth } from '@peft-ts/trainer';
 import { escapeHtml } from './write-atomic.js';
 import { PALETTE, plotSvg, type PlotSeries } from './svg-plot.js';
 
@@ -154,11 +155,12 @@ export function sweepPlots(points: readonly PointSummary[]): { params: string; c
     const color = PALETTE[i % PALETTE.length] ?? '#000';
     p.runs.forEach((r, k) => {
       const suffix = p.runs.length > 1 ? ` seed ${r.seed}` : '';
-      curveSeries.push({ name: `${p.key}${suffix} train`, color, markers: false, points: r.trainCurve.map((c) => ({ x: c.step, y: c.loss })) });
+      const smooth = emaSmooth(r.trainCurve.map((c) => c.loss), defaultSmoothing(r.trainCurve.length));
+      curveSeries.push({ name: `${p.key}${suffix} train`, color, markers: false, points: r.trainCurve.map((c, j) => ({ x: c.step, y: smooth[j] ?? c.loss })) });
       if (r.valCurve.length > 0 && k === 0) curveSeries.push({ name: `${p.key} validation`, color, dashed: true, points: r.valCurve.map((c) => ({ x: c.step, y: c.loss })) });
     });
   });
-  const curves = plotSvg(curveSeries, { title: 'Loss curves (solid: training, dashed: validation)', xLabel: 'optimizer step', yLabel: 'loss', width: 760, height: 380 + 16 * Math.ceil(curveSeries.length / 3) });
+  const curves = plotSvg(curveSeries, { title: 'Loss curves (solid: training loss, EMA-smoothed; dashed: validation loss)', xLabel: 'optimizer step', yLabel: 'loss', width: 760, height: 380 + 16 * Math.ceil(curveSeries.length / 3) });
   const speed = plotSvg(
     familySeries((p) => (p.tokensPerSecond ? { y: p.tokensPerSecond.mean, err: p.tokensPerSecond.std } : null), (p) => (hasR ? Number(p.point.r) : p.trainableParams)),
     { title: hasR ? 'Training throughput vs r' : 'Training throughput vs trainable parameters', xLabel: hasR ? 'LoRA rank r' : 'trainable parameters', yLabel: 'tokens/s', logX: !hasR },
@@ -180,6 +182,7 @@ const NOTES = [
   'Trainable parameters and adapter bytes are those of the saved adapter (adapter_model.safetensors).',
   'Peak GPU memory is the tensor accounting of the run (base weights included); tokens/s counts every token fed, padding excluded.',
   'Best validation loss is the lowest evaluation during training (perplexity = exp(loss)); final val loss scores the final adapter with `peft-ts eval`.',
+  'The first run of a sweep also compiles the GPU kernels, so its tokens/s reads lower than the later runs.',
   'The merge check merges the adapter into the base weights and compares logits on a validation batch with those of the unmerged adapter.',
 ];
 
@@ -214,7 +217,7 @@ export function sweepHtml(meta: SweepMeta, results: readonly SweepRunResult[]): 
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222}
 h1{font-size:20px;margin:0 0 8px}h2{font-size:16px;margin:22px 0 8px}
 table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:4px 8px}th{background:#f0f0ee;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}tbody tr:nth-child(even){background:#fafaf8}
+td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}tbody tr:nth-child(even){background:#fafaf8}
 .plots{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.plots svg{border:1px solid #ddd;background:#fff}
 ul{color:#555;font-size:13px}
 </style></head><body>
