@@ -196,7 +196,8 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
     await step(true);
     // One more step with a timestamp around every dispatch, where the device has them.
     let kernels = '';
-    if (rt.has('timestamp-query')) {
+    // (An older runtime, measured side by side with this bench, may lack the profiler.)
+    if (rt.has('timestamp-query') && typeof (rt as Partial<Runtime>).setProfiling === 'function') {
       rt.setProfiling(true);
       await step(false);
       const profile = await rt.kernelProfile(true);
