@@ -389,8 +389,8 @@ function readme(c: FinetuneConfig, o: RecipeOptions): string {
 Written by \`peft-ts export trl\`: the same data file, template and hyperparameters on Hugging
 Face TRL's \`SFTTrainer\`, launched with accelerate for several GPUs (data parallel, or
 DeepSpeed ZeRO-3 to shard a model too big for one GPU). The adapter it writes to
-\`${c.output}/adapter\` is a PEFT adapter that \`peft-ts generate\`, \`merge\` and every
-other command taking an adapter load as they load one trained by \`peft-ts train\`.
+\`${c.output}/adapter\` is a PEFT adapter that \`peft-ts generate\`, \`eval\`, \`merge\` and
+\`export gguf\` load as they load one trained by \`peft-ts train\`.
 
 Targets TRL ${TRL_TARGET.trl} with transformers ${TRL_TARGET.transformers}:
 
@@ -425,8 +425,10 @@ the checkpoint lies in \`${c.output}\`, set \`OUTPUT\` in train.py to another di
 ## Taking the adapter back
 
 \`\`\`sh
-pnpm peft-ts generate ${c.model} --adapter ${c.output}/adapter --prompt "..."
-pnpm peft-ts merge ${c.model} ${c.output}/adapter merged/
+peft-ts generate ${c.model} --adapter ${c.output}/adapter --prompt "..."
+pnpm peft-ts eval --model ${c.model} --data ${c.data} --adapter ${c.output}/adapter
+peft-ts merge ${c.model} ${c.output}/adapter merged/
+peft-ts export gguf ${c.model} model.gguf --adapter ${c.output}/adapter
 \`\`\`
 
 ## Settings approximated
