@@ -426,7 +426,7 @@ the checkpoint lies in \`${c.output}\`, set \`OUTPUT\` in train.py to another di
 
 \`\`\`sh
 peft-ts generate ${c.model} --adapter ${c.output}/adapter --prompt "..."
-pnpm peft-ts eval --model ${c.model} --data ${c.data} --adapter ${c.output}/adapter
+peft-ts eval --model ${c.model} --data ${c.data} --adapter ${c.output}/adapter
 peft-ts merge ${c.model} ${c.output}/adapter merged/
 peft-ts export gguf ${c.model} model.gguf --adapter ${c.output}/adapter
 \`\`\`
