@@ -63,9 +63,12 @@ describe('estimateMemory', () => {
   it('names every term of the activation estimate in its notes', () => {
     const e = estimateMemory(namedConfig('tinyllama-1.1b'), { method: 'qlora', r: 16, targets: 'all-linear', batch: 1, seqLen: 128 });
     const notes = e.notes.join('\n');
-    expect(notes).toMatch(/created by the forward and held until the step ends/);
-    expect(notes).toMatch(/logits \+ their gradient 32\.77 MB/);
-    expect(notes).toMatch(/one 4-bit weight decoded to f32 46\.14 MB/);
+    expect(notes).toMatch(/forward, held to the end of the step: .*each layer's input.*logits 16\.38 MB/);
+    expect(notes).toMatch(/one layer recomputed in backward: /);
+    expect(notes).toMatch(/backward: gradients of activations and temporaries /);
+    expect(notes).toMatch(/a 4-bit weight decoded whole to f32 for one product: 46\.14 MB/);
+    expect(notes).toMatch(/tables: rotary 1\.05 MB/);
+    expect(notes).toMatch(/size class/);
     expect(notes).toMatch(/f32 weights 50\.46 MB/);
     const tiles = estimateMemory(namedConfig('tinyllama-1.1b'), { method: 'qlora', r: 16, targets: 'all-linear', batch: 1, seqLen: 128, decode4bit: 'tiles' });
     expect(e.bytes.activations - tiles.bytes.activations).toBeGreaterThan(0);

@@ -155,9 +155,10 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   }
   params.trainable = trainable;
 
-  // The step itself, replayed on sizes: every tensor the forward creates lives until the step
-  // ends (the trainer's step scope frees them then), the backward walk adds gradients and its
-  // temporaries on top, and the peak of that replay is what a step adds to the weights.
+  // The step itself, replayed on sizes: what the forward creates lives until the step ends (the
+  // trainer's step scope frees it then; a checkpointed layer keeps only its output), the backward
+  // walk adds gradients, temporaries and recomputed layers on top, and the replay's peak is what
+  // a step adds to the weights and optimizer state.
   const tokens = batch * seqLen;
   const loraRank = new Map<string, number>();
   const targetLayers = options.method === 'full' ? [] : selectTargets(config, options.targets);
@@ -182,19 +183,23 @@ export function estimateMemory(config: ModelConfig, options: EstimateOptions): M
   const codeTables = options.method === 'qlora' ? 288 * 4 : 0;
   const paramTensors = options.method === 'full' ? modelLayout(config).linears.length : 2 * loraTargets;
   const workItems = Math.max(4, paramTensors) * 16 * 4;
-  const activations = step.peak - step.gradsAtPeak + positionTables + codeTables + workItems;
+  const tables = positionTables + codeTables + workItems;
+  const at = step.atPeak;
+  const activations = step.peak - at.grads + tables;
   notes.push(
-    `activations: batch ${batch} x seq ${seqLen} (${tokens.toLocaleString('en-US')} tokens), ${adt} between layers, ${checkpointing ? 'gradient checkpointing (each layer recomputed in backward)' : 'no checkpointing'}: ` +
-      `${gb(step.forwardKept)} created by the forward and held until the step ends, peak ${gb(step.peak - step.gradsAtPeak)} with the backward's gradients and temporaries`,
+    `activations: batch ${batch} x seq ${seqLen} (${tokens.toLocaleString('en-US')} tokens), ${adt} between layers, ${checkpointing ? 'gradient checkpointing' : 'no checkpointing'}; at the step's peak:`,
   );
   notes.push(
-    `of which: logits + their gradient ${gb(2 * tokens * config.vocabSize * 4)} (f32 over the ${config.vocabSize.toLocaleString('en-US')}-token vocabulary)` +
-      (step.decodeTemp > 0 ? `, one 4-bit weight decoded to f32 ${gb(step.decodeTemp)}` : '') +
-      (positionTables > 0 ? `; rotary tables ${gb(positionTables)}` : '') +
-      `; optimizer work items${codeTables > 0 ? ' and 4-bit code tables' : ''} ${gb(workItems + codeTables)}`,
+    `  forward, held to the end of the step: ${gb(at.forward)} (${checkpointing ? "each layer's input, kept for its recomputation" : "every layer's tensors"}, the final norm, logits ${gb(step.logits)} in f32 over the ${config.vocabSize.toLocaleString('en-US')}-token vocabulary, the loss's buffers)`,
+  );
+  if (checkpointing) notes.push(`  one layer recomputed in backward: ${gb(at.recomputed)}`);
+  notes.push(`  backward: gradients of activations and temporaries ${gb(at.backward)} (at the head, the logits' gradient: ${gb(step.logits)})`);
+  if (step.decodeTemp > 0) notes.push(`  a 4-bit weight decoded whole to f32 for one product: ${gb(at.decode)} (the largest ${gb(step.decodeTemp)}; decoding by tiles on a GPU needs none)`);
+  notes.push(
+    `  tables: rotary ${gb(positionTables)}, optimizer work items ${gb(workItems)}${codeTables > 0 ? `, 4-bit codes ${gb(codeTables)}` : ''}; parameter gradients live then ${gb(at.grads)} (all of them are under gradients)`,
   );
   notes.push(
-    `figures are bytes the runtime accounts (tensors' logical sizes); the device holds more: the buffer pool rounds each buffer up to its size class (at most 25%), ${gb(step.poolSlack)} over the step's buffers at the peak, and keeps freed buffers for reuse`,
+    `the figures are bytes the runtime accounts (tensors' logical sizes); the device holds more: the buffer pool rounds each buffer up to its size class (at most 25%), ${gb(step.poolSlack)} over the step's buffers at the peak, and keeps freed buffers for reuse`,
   );
   const total = weights + gradients + optimizerBytes + activations;
   return { method: options.method, params, bytes: { weights, gradients, optimizer: optimizerBytes, activations, total }, notes };

@@ -12,7 +12,12 @@ interface Buf {
   refs: number;
   /** Bytes the pool's size class adds to the buffer (not counted in live bytes). */
   slack: number;
+  phase: Phase;
 }
+
+/** What a buffer is for, to break the peak down. */
+export type Phase = 'forward' | 'recomputed' | 'backward' | 'decode' | 'grads';
+const PHASES: readonly Phase[] = ['forward', 'recomputed', 'backward', 'decode', 'grads'];
 
 /** A tensor of the replay: its buffer, its element count, and whether it is on the tape. */
 interface Sym {
@@ -35,23 +40,24 @@ interface Node {
 class Ledger {
   live = 0;
   peak = 0;
-  /** Bytes of trainable-parameter gradients live at the peak (they are reported separately). */
-  gradsAtPeak = 0;
-  grads = 0;
   slack = 0;
   slackAtPeak = 0;
+  phase: Phase = 'forward';
+  private readonly byPhase = new Map<Phase, number>(PHASES.map((p) => [p, 0]));
+  atPeak = new Map<Phase, number>(this.byPhase);
 
-  alloc(bytes: number): Buf {
+  alloc(bytes: number, phase: Phase = this.phase): Buf {
     const b = Math.max(4, bytes);
     const slack = sizeClass(b) - b;
     this.live += b;
     this.slack += slack;
+    this.byPhase.set(phase, (this.byPhase.get(phase) ?? 0) + b);
     if (this.live > this.peak) {
       this.peak = this.live;
-      this.gradsAtPeak = this.grads;
       this.slackAtPeak = this.slack;
+      this.atPeak = new Map(this.byPhase);
     }
-    return { bytes: b, refs: 1, slack };
+    return { bytes: b, refs: 1, slack, phase };
   }
 
   share(buf: Buf): Buf {
@@ -64,6 +70,7 @@ class Ledger {
     if (buf.refs === 0) {
       this.live -= buf.bytes;
       this.slack -= buf.slack;
+      this.byPhase.set(buf.phase, (this.byPhase.get(buf.phase) ?? 0) - buf.bytes);
     }
   }
 }
@@ -87,10 +94,16 @@ export interface StepShape {
 export interface StepPeak {
   /** Highest live bytes of the step, over what was live before it (the weights and optimizer state). */
   peak: number;
-  /** Of which: gradients of trainable parameters live at that moment. */
-  gradsAtPeak: number;
+  /**
+   * The peak by what its buffers are for: tensors the forward left alive, one checkpointed layer's
+   * recomputation, the backward's activation gradients and temporaries, a decoded 4-bit weight,
+   * and the trainable parameters' gradients.
+   */
+  atPeak: Record<Phase, number>;
   /** Bytes the forward leaves alive until the step ends (the step's scope frees them then). */
   forwardKept: number;
+  /** Of which: the logits, f32 over the vocabulary. */
+  logits: number;
   /** The largest 4-bit decoding temporary (a whole weight in f32), 0 without one. */
   decodeTemp: number;
   /** Size-class rounding of the buffers live at the peak: device bytes beyond the accounted ones. */
@@ -129,10 +142,10 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
   };
   const needs = (t: Sym | null): boolean => t?.requiresGrad === true;
   const gradOf = (t: Sym | null): Buf | null => (needs(t) && t ? m.alloc(t.numel * F32) : null);
-  /** A parameter's gradient as matmul computes it; accumulation into `.grad` copies it (tag 'grads'). */
+  /** A trainable parameter: its own storage lives outside the step (counted under weights). */
   const params = new Set<number>();
   const param = (numel: number): Sym => {
-    const p = sym({ bytes: numel * F32, refs: 1, slack: 0 }, numel, true);
+    const p = sym({ bytes: numel * F32, refs: 1, slack: 0, phase: 'grads' }, numel, true);
     params.add(p.id);
     return p;
   };
@@ -160,7 +173,7 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
     const tiledOut = m.alloc(rows * outF * F32);
     if (s.decode4bit !== 'whole-layer' || rows <= 8) return tiledOut;
     m.free(tiledOut);
-    const dense = m.alloc(inF * outF * F32);
+    const dense = m.alloc(inF * outF * F32, 'decode');
     decodeTemp = Math.max(decodeTemp, inF * outF * F32);
     const out = m.alloc(rows * outF * F32);
     m.free(dense);
@@ -279,11 +292,14 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
       backward: (g) => {
         recording = true;
         const leaf = sym(m.share(x.buf), x.numel, x.requiresGrad);
+        const phase = m.phase;
+        m.phase = 'recomputed';
         let leafGrad = new Map<number, Buf>();
         const outer = scope;
         const inner: Buf[] = [];
         scope = inner;
         const again = layer(leaf);
+        m.phase = phase;
         if (again.requiresGrad) leafGrad = walk(again, m.alloc(g.bytes));
         scope = outer;
         for (const b of inner) m.free(b);
@@ -331,10 +347,9 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
       const node = t.node;
       if (!node) {
         // Accumulation into a leaf's .grad: matmul's gradient is copied into a 'grads' buffer.
-        const owned = m.alloc(g.bytes);
+        const owned = m.alloc(g.bytes, params.has(t.id) ? 'grads' : m.phase);
         m.free(g);
         leaves.set(t.id, owned);
-        if (params.has(t.id)) m.grads += owned.bytes;
         continue;
       }
       const inputGrads = node.backward(g);
@@ -377,11 +392,13 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
   const weight = m.alloc(4);
   m.free(rowLoss);
   void loss;
-  const lossSym = sym({ bytes: 4, refs: 1, slack: 0 }, 1, true, {
+  const lossSym = sym({ bytes: 4, refs: 1, slack: 0, phase: 'forward' }, 1, true, {
     inputs: [logits],
     saved: [shifted, lse, weight],
     backward: () => [m.alloc(tokens * c.vocabSize * F32)],
   });
+  m.phase = 'backward';
   if (lossSym.node && logits.requiresGrad) walk(lossSym, m.alloc(4));
-  return { peak: m.peak, gradsAtPeak: m.gradsAtPeak, forwardKept, decodeTemp, poolSlack: m.slackAtPeak };
+  const atPeak = Object.fromEntries(PHASES.map((p) => [p, m.atPeak.get(p) ?? 0])) as Record<Phase, number>;
+  return { peak: m.peak, atPeak, forwardKept, logits: logits.buf.bytes, decodeTemp, poolSlack: m.slackAtPeak };
 }
