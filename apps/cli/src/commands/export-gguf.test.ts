@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getLlama, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 import { Tokenizer } from '@peft-ts/data-alpaca';
-import { readGgufInfo } from '@peft-ts/gguf';
 import { greedy, loadModel } from '@peft-ts/models';
 import { fromArray, tidy } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
 import { exportModelGguf } from './export-gguf.js';
+import { QWEN3_TOKENIZER_DIR, writeTinyModel } from '../gguf/tiny-models.test-util.js';
 
 let llama: Llama;
 let scratch = '';
@@ -55,7 +55,7 @@ async function cppRun(model: LlamaModel, prompt: number[], eos: ReadonlySet<numb
     const tokens = prompt as Token[];
     const last = tokens.at(-1);
     if (last === undefined) throw new Error('an empty prompt');
-    const first = await seq.controlledEvaluate([...tokens.slice(0, -1), [last, { generateNext: { probabilities: true, options: { temperature: 1, topK: 40 } } }]]);
+    const first = await seq.controlledEvaluate([...tokens.slice(0, -1), [last, { generateNext: { probabilities: true, options: { temperature: 1, topK: 40, topP: 1, minP: 0 } } }]]);
     const probs = first.at(-1)?.next.probabilities ?? new Map<Token, number>();
     await seq.clearHistory();
     const ids: number[] = [];
@@ -84,41 +84,90 @@ function logitGap(peft: Float32Array, probs: Map<number, number>): { maxDiff: nu
   return { maxDiff, compared: probs.size };
 }
 
-describe('export gguf: a tiny Llama with the Llama 2 tokenizer', () => {
-  let dir = '';
-  let tokenizer: Tokenizer;
-  let prompt: number[] = [];
-  let ours: { ids: number[]; logits: Float32Array };
-  beforeAll(async () => {
-    dir = await writeTinyLlama({ vocabSize: 32000, maxPositions: 128, tokenizerDir: LLAMA2_TOKENIZER_DIR, hidden: 32, seed: 3 });
-    tokenizer = await Tokenizer.fromDir(dir);
-    prompt = tokenizer.encode('The quick brown fox jumps over', { addSpecialTokens: true });
-    ours = await peftRun(dir, prompt);
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
+const TOKENIZER_TEXTS = [
+  'Hello world',
+  ' leading space and  double  spaces',
+  'naïve café — “quotes” 😀 emoji, 日本語のテキスト',
+  'def f(x):\n\treturn x**2\n',
+  'tabs\t\tand\n\n\nnewlines   runs     of spaces',
+  '12345 67.89 1e-5 3,141,592',
+  '### Instruction:\nClassify the sentiment.\n\n### Response:\npositive',
+];
 
-  for (const type of ['f32', 'f16'] as const) {
-    it(`${type}: llama.cpp decodes the same 32 greedy ids and first-step logits`, async () => {
-      const file = join(scratch, `llama-${type}.gguf`);
-      const r = await exportModelGguf(dir, file, type);
-      expect(r.arch).toBe('llama');
-      const info = await readGgufInfo(file);
-      expect(info.metadata.get('llama.attention.head_count_kv')).toBe(1);
-      expect(info.metadata.get('tokenizer.ggml.model')).toBe('llama');
-      const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
-      try {
-        const cpp = await cppRun(model, prompt, new Set([2]));
-        expect(cpp.ids).toEqual(ours.ids);
-        const gap = logitGap(ours.logits, cpp.probs);
-        // llama.cpp reports the top 40 after its min-p cut; at least 30 of them are compared.
-        expect(gap.compared).toBeGreaterThanOrEqual(30);
-        // Measured: 1.1e-4 (f32), 6.2e-4 (f16: ggml rounds activations to f16 in f16 matmuls).
-        expect(gap.maxDiff).toBeLessThan(type === 'f32' ? 5e-4 : 5e-3);
-      } finally {
-        await model.dispose();
-      }
+interface Case {
+  name: string;
+  arch: string;
+  build: () => Promise<string>;
+  eos: number;
+  /** Texts with the tokenizer's special tokens in them, for the tokenizer check. */
+  specialTexts: string[];
+}
+
+const CASES: Case[] = [
+  {
+    name: 'a tiny Llama with the Llama 2 tokenizer',
+    arch: 'llama',
+    build: () => writeTinyLlama({ vocabSize: 32000, maxPositions: 128, tokenizerDir: LLAMA2_TOKENIZER_DIR, hidden: 32, seed: 3 }),
+    eos: 2,
+    specialTexts: ['one</s>two', '<s>start'],
+  },
+  {
+    name: 'a tiny Qwen2 (q/k/v biases, tied embeddings, padded vocabulary) with the Qwen3 tokenizer',
+    arch: 'qwen2',
+    build: () => writeTinyModel({ arch: 'qwen2', vocabSize: 151680, tokenizerDir: QWEN3_TOKENIZER_DIR, ids: { bos: null, eos: 151645, pad: 151643 }, seed: 1 }),
+    eos: 151645,
+    specialTexts: ['<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n', 'a<|endoftext|>b'],
+  },
+  {
+    name: 'a tiny GPT-2 (learned positions, LayerNorm, tied embeddings) with the Qwen3 tokenizer',
+    arch: 'gpt2',
+    build: () => writeTinyModel({ arch: 'gpt2', vocabSize: 151680, tokenizerDir: QWEN3_TOKENIZER_DIR, ids: { bos: null, eos: 151645, pad: 151643 }, seed: 4 }),
+    eos: 151645,
+    specialTexts: [],
+  },
+];
+
+for (const c of CASES) {
+  describe(`export gguf: ${c.name}`, () => {
+    let dir = '';
+    let tokenizer: Tokenizer;
+    let prompt: number[] = [];
+    let ours: { ids: number[]; logits: Float32Array };
+    beforeAll(async () => {
+      dir = await c.build();
+      tokenizer = await Tokenizer.fromDir(dir);
+      prompt = tokenizer.encode('The quick brown fox jumps over', { addSpecialTokens: true });
+      ours = await peftRun(dir, prompt);
     });
-  }
-});
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    for (const type of ['f32', 'f16'] as const) {
+      it(`${type}: llama.cpp decodes the same 32 greedy ids and first-step logits${type === 'f32' ? ', and tokenizes as the tokenizer.json does' : ''}`, async () => {
+        const file = join(scratch, `${c.arch}-${type}.gguf`);
+        const r = await exportModelGguf(dir, file, type);
+        expect(r.arch).toBe(c.arch);
+        const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+        try {
+          const cpp = await cppRun(model, prompt, new Set([c.eos]));
+          expect(cpp.ids).toEqual(ours.ids);
+          const gap = logitGap(ours.logits, cpp.probs);
+          // llama.cpp reports up to the top 40 (fewer when its sampler drops tokens of probability ~0).
+          expect(gap.compared).toBeGreaterThanOrEqual(10);
+          // Measured: llama 1.1e-4 (f32) and 6.2e-4 (f16), qwen2 1.5e-3 and 5.3e-3 (its tied
+          // embedding gives logits about 6x wider); f16 is looser because ggml rounds the
+          // activations to f16 in f16 matmuls.
+          expect(gap.maxDiff).toBeLessThan(type === 'f32' ? 3e-3 : 1.5e-2);
+          if (type === 'f32') {
+            for (const text of [...TOKENIZER_TEXTS, ...c.specialTexts]) {
+              expect({ text, ids: model.tokenize(text, true) }).toEqual({ text, ids: tokenizer.encode(text, { addSpecialTokens: false }) });
+            }
+          }
+        } finally {
+          await model.dispose();
+        }
+      });
+    }
+  });
+}
