@@ -33,7 +33,7 @@ async function writeAdapter(dir: string, base: string, extra: Record<string, unk
   const tensors: TensorSource[] = [];
   const rand = (name: string, shape: number[], scale: number): TensorSource => {
     const u = seededUniform(11, name);
-    return { name, dtype: 'F32', shape, data: Float32Array.from({ length: shape[0] * shape[1] }, () => scale * (2 * u() - 1)) } as TensorSource;
+    return { name, dtype: 'F32', shape, data: Float32Array.from({ length: (shape[0] ?? 0) * (shape[1] ?? 0) }, () => scale * (2 * u() - 1)) };
   };
   for (const [m, [outF, inF]] of Object.entries(MODULES)) {
     const p = `base_model.model.model.layers.0.${m}`;

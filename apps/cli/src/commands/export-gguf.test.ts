@@ -1,7 +1,7 @@
 // peft-ts export gguf, checked by llama.cpp itself (node-llama-cpp's prebuilt CPU build): the
 // exported file must decode the same greedy ids as peft-ts, give the same first-step logits
 // to a stated tolerance, and tokenize text the way the Hugging Face tokenizer does.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp as copyDir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { Tokenizer } from '@peft-ts/data-alpaca';
 import { greedy, loadModel } from '@peft-ts/models';
 import { fromArray, tidy } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
+import { createDemoAssets } from '../demo/assets.js';
 import { LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
 import { exportModelGguf } from './export-gguf.js';
 import { QWEN3_TOKENIZER_DIR, writeTinyModel } from '../gguf/tiny-models.test-util.js';
@@ -94,11 +95,24 @@ const TOKENIZER_TEXTS = [
   '### Instruction:\nClassify the sentiment.\n\n### Response:\npositive',
 ];
 
+let demo: Promise<string> | null = null;
+/** The demo's model directory, made once. */
+function demoDir(): Promise<string> {
+  demo ??= createDemoAssets(join(scratch, 'demo')).then((a) => a.dir);
+  return demo;
+}
+
+/** A copy of a model directory, so that each case may remove its own. */
+async function cp(dir: string): Promise<string> {
+  const to = await mkdtemp(join(tmpdir(), 'peft-gguf-copy-'));
+  await copyDir(dir, to, { recursive: true });
+  return to;
+}
+
 interface Case {
   name: string;
   arch: string;
   build: () => Promise<string>;
-  eos: number;
   /** Texts with the tokenizer's special tokens in them, for the tokenizer check. */
   specialTexts: string[];
 }
@@ -108,22 +122,29 @@ const CASES: Case[] = [
     name: 'a tiny Llama with the Llama 2 tokenizer',
     arch: 'llama',
     build: () => writeTinyLlama({ vocabSize: 32000, maxPositions: 128, tokenizerDir: LLAMA2_TOKENIZER_DIR, hidden: 32, seed: 3 }),
-    eos: 2,
     specialTexts: ['one</s>two', '<s>start'],
   },
   {
     name: 'a tiny Qwen2 (q/k/v biases, tied embeddings, padded vocabulary) with the Qwen3 tokenizer',
     arch: 'qwen2',
     build: () => writeTinyModel({ arch: 'qwen2', vocabSize: 151680, tokenizerDir: QWEN3_TOKENIZER_DIR, ids: { bos: null, eos: 151645, pad: 151643 }, seed: 1 }),
-    eos: 151645,
     specialTexts: ['<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n', 'a<|endoftext|>b'],
   },
   {
-    name: 'a tiny GPT-2 (learned positions, LayerNorm, tied embeddings) with the Qwen3 tokenizer',
+    name: 'a tiny GPT-2 (learned positions, LayerNorm, MLP biases, tied embeddings) with the demo byte-level tokenizer',
     arch: 'gpt2',
-    build: () => writeTinyModel({ arch: 'gpt2', vocabSize: 151680, tokenizerDir: QWEN3_TOKENIZER_DIR, ids: { bos: null, eos: 151645, pad: 151643 }, seed: 4 }),
-    eos: 151645,
-    specialTexts: [],
+    build: async () => {
+      const demo = await demoDir();
+      const t = await Tokenizer.fromDir(demo);
+      return writeTinyModel({ arch: 'gpt2', vocabSize: t.vocabSize, tokenizerDir: demo, ids: { bos: null, eos: t.eosId ?? 0, pad: t.padId }, seed: 4 });
+    },
+    specialTexts: ['one<|endoftext|>two<|pad|>'],
+  },
+  {
+    name: 'the demo model (llama layout, byte-level BPE trained on the example data)',
+    arch: 'llama',
+    build: async () => cp(await demoDir()),
+    specialTexts: ['one<|endoftext|>two<|pad|>'],
   },
 ];
 
@@ -150,7 +171,7 @@ for (const c of CASES) {
         expect(r.arch).toBe(c.arch);
         const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
         try {
-          const cpp = await cppRun(model, prompt, new Set([c.eos]));
+          const cpp = await cppRun(model, prompt, new Set(tokenizer.eosId === null ? [] : [tokenizer.eosId]));
           expect(cpp.ids).toEqual(ours.ids);
           const gap = logitGap(ours.logits, cpp.probs);
           // llama.cpp reports up to the top 40 (fewer when its sampler drops tokens of probability ~0).
