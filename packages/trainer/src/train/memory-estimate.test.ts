@@ -32,6 +32,8 @@ const qwen2 = { model_type: 'qwen2', vocab_size: 4096, hidden_size: 64, intermed
 const phi3 = { model_type: 'phi3', vocab_size: 512, hidden_size: 64, intermediate_size: 96, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4, max_position_embeddings: 128 };
 // The bench's small shape: 4 layers, d 256, an 8,192-token vocabulary, 128-token rows.
 const small = { model_type: 'llama', vocab_size: 8192, hidden_size: 256, intermediate_size: 672, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 4, max_position_embeddings: 256 };
+// Wide layers and few tokens: a 4-bit weight decoded whole to f32 is the largest buffer of the step.
+const wide = { model_type: 'llama', vocab_size: 256, hidden_size: 128, intermediate_size: 1024, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 4, max_position_embeddings: 64 };
 const base = { method: 'lora', batch: 2, seq: 32, r: 8, checkpointing: false, activationDtype: 'f32' } as const;
 
 const CASES: Case[] = [
@@ -42,6 +44,7 @@ const CASES: Case[] = [
   { ...base, name: 'llama qlora', config: llama, method: 'qlora' },
   { ...base, name: 'llama qlora, checkpointing, r 16, batch 3 x 24', config: llama, method: 'qlora', checkpointing: true, r: 16, batch: 3, seq: 24 },
   { ...base, name: 'llama qlora, f16 activations', config: llama, method: 'qlora', activationDtype: 'f16' },
+  { ...base, name: 'llama qlora, wide MLP, batch 1 x 16 (a decoded weight at the peak)', config: wide, method: 'qlora', batch: 1, seq: 16 },
   { ...base, name: 'llama lora, q/v targets, dropout 0.1', config: llama, targets: ['q_proj', 'v_proj'], dropout: 0.1 },
   { ...base, name: 'gpt2 lora', config: gpt2 },
   { ...base, name: 'gpt2 lora, checkpointing, f16 activations, batch 4 x 16', config: gpt2, checkpointing: true, activationDtype: 'f16', batch: 4, seq: 16 },
