@@ -8,11 +8,14 @@ import { Checkpoint } from '@peft-ts/safetensors';
 import { countParameters, loadModelConfig, modelLayout } from '@peft-ts/models';
 import { resolveLoraConfig } from '@peft-ts/lora';
 import { out, parse, requirePositionals } from '../args.js';
+import { inspectGguf } from './inspect-gguf.js';
 
-export const INSPECT_HELP = `Usage: peft-ts inspect <model-dir | adapter-dir> [--json]
+export const INSPECT_HELP = `Usage: peft-ts inspect <model-dir | adapter-dir | file.gguf> [--json]
 
 Summarises a Hugging Face model directory (architecture, parameter count, tensor dtypes,
-quantization) or a PEFT adapter directory (rank, alpha, target modules, trainable parameters).
+quantization), a PEFT adapter directory (rank, alpha, target modules, trainable parameters),
+or a GGUF file (architecture, tensor types, tokenizer, special tokens, chat template, with
+warnings for pad == eos, a template that never emits EOS, and a BOS added twice).
 `;
 
 export async function inspect(argv: string[]): Promise<number> {
@@ -22,6 +25,7 @@ export async function inspect(argv: string[]): Promise<number> {
     return 0;
   }
   const [dir = ''] = requirePositionals('inspect', positionals, ['<dir>'], INSPECT_HELP);
+  if (dir.toLowerCase().endsWith('.gguf')) return inspectGguf(dir, values.json === true);
   if (existsSync(join(dir, 'adapter_config.json'))) {
     const file = join(dir, 'adapter_config.json');
     const raw = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
