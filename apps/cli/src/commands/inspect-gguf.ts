@@ -53,7 +53,7 @@ export async function ggufSummary(file: string): Promise<GgufSummary> {
   if (type !== 'adapter') {
     if (!tokens) warnings.push('no tokenizer (tokenizer.ggml.tokens): llama.cpp cannot tokenize text for this model');
     if (!eos) warnings.push('no EOS token (tokenizer.ggml.eos_token_id): generation will not stop at the end of a reply');
-    if (pad && pad.id === eos?.id) warnings.push(`the padding token is the EOS token (id ${eos.id}): a model fine-tuned with EOS masked as padding may never learn to stop`);
+    if (pad && pad.id === eos?.id) warnings.push(`the padding token is the EOS token (id ${pad.id}): a model fine-tuned with EOS masked as padding may never learn to stop`);
     if (!chatTemplate) warnings.push('no chat template (tokenizer.chat_template): chat front ends will fall back to a generic format the model was not trained on');
     if (chatTemplate && eos?.text && !chatTemplate.includes(eos.text) && !chatTemplate.includes('eos_token')) {
       warnings.push(`the chat template never emits the EOS token ${JSON.stringify(eos.text)}: replies in the trained format may not stop`);
