@@ -73,7 +73,9 @@ describe('peft-ts sweep', () => {
     expect(text).toContain('sweep: 3 runs (3 grid points x 1 seed), 0 already done, 3 to train');
     expect(text.match(/loading .* once for all runs/g)).toHaveLength(1);
     // Each run's adapter is taken out again and its buffers freed before the next run.
-    expect(text.match(/GPU memory back to the base alone/g)).toHaveLength(3);
+    const released = [...text.matchAll(/live GPU memory after release (\d+) bytes \(the base: (\d+)\)/g)];
+    expect(released).toHaveLength(3);
+    for (const m of released) expect(m[1]).toBe(m[2]);
 
     const results = [2, 4, 8].map((r) => JSON.parse(readFileSync(join(output, 'runs', `r=${r}_seed=0`, 'result.json'), 'utf8')) as SweepRunResult);
     for (const [i, r] of [2, 4, 8].entries()) {
@@ -127,6 +129,32 @@ describe('peft-ts sweep', () => {
     expect(await sweep(['--config', config, '--grid', 'r=2,4', '--seeds', '0,1', '--output', output])).toBe(0);
     vi.restoreAllMocks();
     expect(cap.stderr()).toContain('4 already done, 0 to train');
+  });
+
+  it('checks the merge of a QLoRA run against its dequantized 4-bit base', async () => {
+    const qlora = join(work, 'qlora.yaml');
+    await writeFile(qlora, readFileSync(config, 'utf8').replace('method: lora', 'method: qlora').replace('max_steps: 4', 'max_steps: 2'));
+    const output = join(work, 'sweep-qlora');
+    const cap = capture();
+    expect(await sweep(['--config', qlora, '--grid', 'targets=attn+o', '--seeds', '0,1', '--output', output])).toBe(0);
+    vi.restoreAllMocks();
+    expect(cap.stderr()).toContain('(quantizing to 4-bit)');
+    // The same after each run: nothing grows from run to run. Above the base by the 4-bit code
+    // tables, made once per runtime when the merge check first dequantizes.
+    const released = [...cap.stderr().matchAll(/live GPU memory after release (\d+) bytes \(the base: (\d+)\)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(released).toHaveLength(2);
+    expect(released[1]).toEqual(released[0]);
+    const [live = 0, base = 0] = released[0] ?? [];
+    expect(live - base).toBeGreaterThanOrEqual(0);
+    expect(live - base).toBeLessThan(4096);
+    const res = JSON.parse(readFileSync(join(output, 'runs', 'targets=attn+o_seed=0', 'result.json'), 'utf8')) as SweepRunResult;
+    const s = DEMO_MODEL_SHAPE;
+    const q = s.num_attention_heads * s.head_dim;
+    const kv = s.num_key_value_heads * s.head_dim;
+    // r = 16 (the default) on q, k, v and o of both layers.
+    expect(res.trainableParams).toBe(s.num_hidden_layers * 16 * (s.hidden_size + q + 2 * (s.hidden_size + kv) + q + s.hidden_size));
+    expect(res.mergeMaxAbsDiff).not.toBeNull();
+    expect(res.mergeMaxAbsDiff ?? 1).toBeLessThanOrEqual(1e-4);
   });
 
   it('reads target groups and names a bad grid', () => {

@@ -6,13 +6,14 @@ import { existsSync } from 'node:fs';
 import { readFile, stat as statFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
-import { createRuntime, noGrad, tidy, type Runtime } from '@peft-ts/tensor';
+import { add, cast, createRuntime, noGrad, tidy, type Runtime } from '@peft-ts/tensor';
 import { DenseLinear, loadModel, type CausalLM } from '@peft-ts/models';
 import { type LoraModel } from '@peft-ts/lora';
-import { mergeAdapter } from '@peft-ts/merge';
+import { loraDelta } from '@peft-ts/merge';
+import { dequantize4bitGpu, Linear4bit } from '@peft-ts/nf4-quant/gpu';
 import { BatchIterator } from '@peft-ts/data-alpaca';
 import { batchLogits, checkInputFile, DEFAULT_CONFIG, evaluateLoss, modelLoadOptions, prepareFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig } from '@peft-ts/trainer';
-import { clone, type Tensor } from '@peft-ts/tensor';
+import { type Tensor } from '@peft-ts/tensor';
 import { out, parse, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
 import { readConfigFile } from './train.js';
@@ -40,7 +41,8 @@ Options:
 
 Per run: trainable parameters, adapter bytes, peak GPU memory, tokens/s, time per epoch, best
 validation loss and perplexity with their step, the final adapter's validation loss, and a
-merge check (max |logits with the adapter - logits with the adapter merged|; dense bases).
+merge check (max |logits with the adapter - logits with the adapter merged|; a 4-bit base is
+dequantized for it, as the adapter saw it in training).
 
 ${EXIT_CODES_HELP}`;
 
@@ -136,35 +138,51 @@ function releaseAdapter(model: CausalLM, lora: LoraModel): void {
 }
 
 /**
- * Logits with the adapter against logits with it merged into the dense weights, on one batch.
- * The base weights are copied first and put back after, so the shared base stays bit-exact.
+ * Logits with the adapter against logits with it merged, on one batch. Each adapted layer is
+ * swapped for a dense one holding W + scale * B @ A (a 4-bit W dequantized first, as the adapter
+ * saw it in training; a 16-bit W rounded back to its dtype, as a merge writes it), then put back:
+ * the shared base is never written to.
  */
 async function mergeCheck(model: CausalLM, lora: LoraModel, batch: Parameters<typeof batchLogits>[1]): Promise<{ diff: number | null; note: string | null }> {
+  const name = lora.activeAdapter ?? 'default';
   const layers = lora.loraLayers();
-  if (layers.some((l) => !(l.base instanceof DenseLinear))) return { diff: null, note: 'n/a (4-bit base: merge into a checkpoint with peft-ts merge)' };
   lora.train(false);
   const adapted = tidy(() => noGrad(() => batchLogits(model, batch)));
-  const saved = layers.map((l) => {
-    const base = l.base as DenseLinear;
-    const copy = noGrad(() => clone(base.weight)).keep();
-    copy.name = base.weight.name;
-    return { base, copy };
-  });
+  const swapped: { layer: (typeof layers)[number]; dense: DenseLinear }[] = [];
   let merged: Tensor | null = null;
   try {
-    mergeAdapter(lora);
+    for (const layer of layers) {
+      const w = layer.adapters.get(name);
+      if (!w) continue;
+      const base = layer.base;
+      let weight: Tensor;
+      if (base instanceof DenseLinear) {
+        const source = base.weight;
+        weight = tidy(() => noGrad(() => {
+          const sum = add(source.dtype === 'f32' ? source : cast(source, 'f32'), loraDelta(w.A, w.B, w.scale));
+          return source.dtype === 'f32' ? sum : cast(sum, source.dtype);
+        }));
+      } else if (base instanceof Linear4bit) {
+        weight = tidy(() => noGrad(() => add(dequantize4bitGpu(base.weight), loraDelta(w.A, w.B, w.scale))));
+      } else {
+        return { diff: null, note: `n/a (${layer.name}: a base layer of a kind that cannot be merged in memory)` };
+      }
+      weight.keep();
+      const dense = new DenseLinear(layer.name, weight, base instanceof DenseLinear || base instanceof Linear4bit ? base.bias : null);
+      model.setLinear(layer.name, dense);
+      swapped.push({ layer, dense });
+    }
     merged = tidy(() => noGrad(() => batchLogits(model, batch)));
     const [a, m] = [await adapted.toArray(), await merged.toArray()];
     let diff = 0;
     for (let i = 0; i < a.length; i += 1) diff = Math.max(diff, Math.abs((a[i] ?? 0) - (m[i] ?? 0)));
     return { diff, note: null };
   } finally {
-    for (const { base, copy } of saved) {
-      const w = base.weight;
-      (base as { weight: Tensor }).weight = copy;
-      if (w !== copy) w.dispose();
+    for (const { layer, dense } of swapped) {
+      model.setLinear(layer.name, layer);
+      // The bias belongs to the base layer: only the merged weight is this check's own.
+      dense.weight.dispose();
     }
-    for (const l of layers) l.merged.clear();
     adapted.dispose();
     merged?.dispose();
     lora.train(true);
@@ -298,7 +316,7 @@ export async function sweep(argv: string[]): Promise<number> {
           results.push(result);
           await writeReport();
           const live = rt.memoryStats().liveBytes;
-          log(`sweep: ${id} done: best validation loss ${result.bestValLoss?.toFixed(4) ?? 'n/a'}, merge check ${result.mergeMaxAbsDiff?.toExponential(2) ?? 'n/a'}; GPU memory back to ${live === baseBytes ? 'the base alone' : `${live - baseBytes} bytes above the base`}`);
+          log(`sweep: ${id} done: best validation loss ${result.bestValLoss?.toFixed(4) ?? 'n/a'}, merge check ${result.mergeMaxAbsDiff?.toExponential(2) ?? 'n/a'}; live GPU memory after release ${live} bytes (the base: ${baseBytes})`);
         }
       } finally {
         model.dispose();

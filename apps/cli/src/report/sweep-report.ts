@@ -183,7 +183,7 @@ const NOTES = [
   'Peak GPU memory is the tensor accounting of the run (base weights included); tokens/s counts every token fed, padding excluded.',
   'Best validation loss is the lowest evaluation during training (perplexity = exp(loss)); final val loss scores the final adapter with `peft-ts eval`.',
   'The first run of a sweep also compiles the GPU kernels, so its tokens/s reads lower than the later runs.',
-  'The merge check merges the adapter into the base weights and compares logits on a validation batch with those of the unmerged adapter.',
+  'The merge check merges the adapter into the base weights (a 4-bit base dequantized first, as the adapter saw it) and compares logits on a validation batch with those of the unmerged adapter.',
 ];
 
 export function sweepMarkdown(meta: SweepMeta, results: readonly SweepRunResult[]): string {
