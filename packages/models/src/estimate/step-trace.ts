@@ -111,15 +111,18 @@ export interface StepPeak {
 }
 
 /**
- * The replay. Mirrors CausalLM's forward (Llama-family and GPT-2 layouts), LoRA layers, the loss and
- * the tape's reverse walk; every tensor an op creates stays alive until the step's scope ends
- * unless the op frees it, as in the trainer's step.
+ * The replay. Mirrors CausalLM's forward (Llama-family, Phi-3 and GPT-2 layouts), LoRA layers,
+ * causalLmLoss and the tape's reverse walk (same visiting order, same accumulation). As in the
+ * trainer's step, every tensor an op creates stays alive until the step's scope ends unless the op
+ * frees it; checkpoint() opens its own scopes (the layer's forward keeps only its output, the
+ * recomputation is freed after that layer's backward). Any change to what an op allocates or
+ * frees must be mirrored here: the trainer's memory test compares the two.
  */
 export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
   const m = new Ledger();
   let nextId = 1;
   let recording = true;
-  /** Outputs created inside a nested scope (a checkpointed layer's recomputation), freed when it closes. */
+  /** Outputs created inside a nested scope (a checkpointed layer), freed when it closes. */
   let scope: Buf[] | null = null;
   const tokens = s.batch * s.seqLen;
   const F32 = 4;
