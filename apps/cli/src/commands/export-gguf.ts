@@ -40,14 +40,14 @@ export interface ExportGgufResult {
 }
 
 /** Writes `outFile` from the model directory `dir` (already merged, dense weights). */
-export async function exportModelGguf(dir: string, outFile: string, type: GgufOutType, tokenizerDir = dir): Promise<ExportGgufResult> {
+export async function exportModelGguf(dir: string, outFile: string, type: GgufOutType, tokenizerDir = dir, name = basename(dir)): Promise<ExportGgufResult> {
   const config = await loadModelConfig(dir);
   const file = join(dir, 'config.json');
   if (config.raw.quantization_config !== undefined) {
     throw new PeftError('UNSUPPORTED', `${file}: quantization_config: expected a dense checkpoint, got a 4-bit one; pass its adapter with --adapter (merging dequantizes) or run peft-ts merge --dtype f16 first`);
   }
   const md: GgufMetadata = new Map();
-  const warnings = modelMetadata(config, type, basename(dir), md, file);
+  const warnings = modelMetadata(config, type, name, md, file);
   const tok = await tokenizerMetadata(tokenizerDir, config.vocabSize, { bos: config.bosTokenId, eos: config.eosTokenIds, pad: config.padTokenId }, md);
   warnings.push(...tok.warnings);
   const ckpt = await Checkpoint.open(dir);
@@ -97,7 +97,7 @@ export async function exportGguf(argv: string[]): Promise<number> {
         rt.destroy();
       }
     }
-    const r = await exportModelGguf(source, outFile, type, modelDir);
+    const r = await exportModelGguf(source, outFile, type, modelDir, basename(modelDir));
     for (const w of r.warnings) process.stderr.write(`peft-ts export gguf: warning: ${w}\n`);
     if (values.json === true) out(JSON.stringify({ out: outFile, arch: r.arch, type, tensors: r.tensors, bytes: r.bytes, warnings: r.warnings }));
     else out(`wrote ${outFile}: ${r.arch}, ${r.tensors} tensors, ${type}, ${(r.bytes / 1e6).toFixed(1)} MB`);
