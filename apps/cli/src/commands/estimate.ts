@@ -1,6 +1,7 @@
 // `peft-ts estimate`: GPU memory for full fine-tuning, LoRA and QLoRA of a model directory or a named size.
 import { existsSync } from 'node:fs';
 import { estimateMemory, formatDecimalBytes, loadModelConfig, namedConfig, NAMED_SIZES, type FinetuneMethod } from '@peft-ts/models';
+import { DEFAULT_CONFIG } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 
 export const ESTIMATE_HELP = `Usage: peft-ts estimate <model-dir | size> [options]
@@ -13,6 +14,8 @@ activations, for full fine-tuning, LoRA and QLoRA side by side.
 Options:
   --method <m>        full, lora, qlora or all (default all)
   --r <n>             LoRA rank (default 16)
+  --dropout <p>       LoRA dropout (default 0.05, as train's; dropout keeps a masked copy of
+                      each adapted layer's input)
   --targets <list>    all-linear or comma-separated module names (default all-linear)
   --batch-size <n>    micro-batch size (default 1)
   --max-length <n>    tokens per sequence (default 512)
@@ -43,6 +46,7 @@ export async function estimate(argv: string[]): Promise<number> {
   const { values, positionals } = parse('estimate', argv, {
     method: { type: 'string' },
     r: { type: 'string' },
+    dropout: { type: 'string' },
     targets: { type: 'string' },
     'batch-size': { type: 'string' },
     batch: { type: 'string' },
@@ -63,10 +67,13 @@ export async function estimate(argv: string[]): Promise<number> {
   const methods: FinetuneMethod[] = which === 'all' ? ['full', 'lora', 'qlora'] : [which];
   const targets = typeof values.targets === 'string' && values.targets !== 'all-linear' ? values.targets.split(',').map((s) => s.trim()) : ('all-linear' as const);
   const optimizer = choiceFlag('estimate', 'optimizer', values.optimizer, ['adamw', 'adamw8bit', 'paged_adamw', 'paged_adamw8bit', 'sgd'] as const) ?? ('adamw');
+  const dropout = numberFlag('estimate', 'dropout', values.dropout, { min: 0 }) ?? DEFAULT_CONFIG.dropout;
+  if (dropout >= 1) throw new UsageError(`peft-ts estimate: --dropout: expected a number in [0, 1), got ${JSON.stringify(values.dropout)}`);
   const rows = methods.map((method) =>
     estimateMemory(config, {
       method,
       r: numberFlag('estimate', 'r', values.r, { integer: true, min: 1 }) ?? 16,
+      loraDropout: dropout,
       targets,
       batch: numberFlag('estimate', values['batch-size'] !== undefined ? 'batch-size' : 'batch', aliased(values, 'batch-size', 'batch'), { integer: true, min: 1 }) ?? 1,
       seqLen: numberFlag('estimate', values['max-length'] !== undefined ? 'max-length' : 'seq-len', aliased(values, 'max-length', 'seq-len'), { integer: true, min: 1 }) ?? 512,
