@@ -37,6 +37,22 @@ describe('modelMetadata', () => {
     expect(() => modelMetadata(config, 'f16', 'tiny', new Map(), 'config.json')).toThrow(/config.json: rope_scaling: unsupported rope scaling for GGUF export "yarn"/);
   });
 
+  it("sets a Mistral's sliding window as the context length, with a warning", () => {
+    const config = parseModelConfig(
+      {
+        architectures: ['MistralForCausalLM'], model_type: 'mistral', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
+        num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 4096, rms_norm_eps: 1e-5, vocab_size: 100,
+        sliding_window: 1024, rope_theta: 10000,
+      },
+      'config.json',
+    );
+    const md: GgufMetadata = new Map();
+    const warnings = modelMetadata(config, 'f16', 'tiny', md, 'config.json');
+    expect(md.get('general.architecture')).toEqual(gguf.str('llama'));
+    expect(md.get('llama.context_length')).toEqual(gguf.u32(1024));
+    expect(warnings).toEqual([expect.stringMatching(/sliding-window attention \(1024 tokens\)/)]);
+  });
+
   it('keeps 1-D tensors in f32 and falls back to f16 for q8_0 rows that are not a multiple of 32', () => {
     expect(tensorType([32], 'q8_0')).toBe('F32');
     expect(tensorType([8, 64], 'q8_0')).toBe('Q8_0');
