@@ -20,8 +20,8 @@ export const EXPORT_GGUF_HELP = `Usage: peft-ts export gguf <model-dir> <out.ggu
 Writes the model as one GGUF file for llama.cpp, Ollama and LM Studio: llama.cpp's tensor names
 and hyperparameters, the tokenizer (tokenizer.json) and the chat template
 (tokenizer_config.json). Llama and Mistral become "llama" (with the Q/K row permutation),
-Qwen2 "qwen2" and GPT-2 "gpt2" (Phi-3 is refused for now). A tokenizer or rope scaling that
-llama.cpp cannot reproduce exactly is refused rather than approximated.
+Qwen2 "qwen2", Phi-3 "phi3" and GPT-2 "gpt2". A tokenizer or rope scaling that llama.cpp
+cannot reproduce exactly is refused rather than approximated.
 
 Options:
   --adapter <dir>   merge this PEFT LoRA adapter in first (a 4-bit base is dequantized)

@@ -100,20 +100,11 @@ function layerPlan(config: ModelConfig, arch: GgufArch, n: number, has: (name: s
   return out;
 }
 
-/**
- * The phi3 layout is written out below, but llama.cpp (node-llama-cpp 3.21.1's build) fails to
- * load the vocabulary of such a file, so none is written until that is understood and checked.
- */
-function refuseUnverified(config: ModelConfig, file: string): void {
-  if (config.arch === 'phi3') throw new UnsupportedError({ what: 'architecture for GGUF export (not yet verified against llama.cpp)', got: config.className, supported: ['llama', 'mistral', 'qwen2', 'gpt2'], where: file });
-}
-
 /** Every tensor of the file, in llama.cpp's order (embeddings, layers, output). */
 export function tensorPlan(config: ModelConfig, has: (name: string) => boolean, file: string): PlannedTensor[] {
   const arch = ggufArch(config);
   const none: RowTransform = { kind: 'none' };
   const plan: PlannedTensor[] = [];
-  refuseUnverified(config, file);
   if (config.mlpBias && arch !== 'gpt2') throw new UnsupportedError({ what: 'mlp_bias (llama.cpp has no MLP biases for this architecture)', got: true, where: `${file}: mlp_bias` });
   if (arch === 'gpt2') {
     const prefix = has('transformer.wte.weight') ? 'transformer.' : '';

@@ -27,7 +27,9 @@ const LAYERS = 2;
 
 /** Writes config.json, model.safetensors (f32) and the tokenizer files; returns the directory. */
 export async function writeTinyModel(o: TinyOptions): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `peft-gguf-${o.arch}-`));
+  // The directory name becomes general.name; llama.cpp treats a name with "phi3" in it as a
+  // Phi-3 release and looks for its <|end|> token, which these tokenizers lack.
+  const dir = await mkdtemp(join(tmpdir(), 'peft-gguf-tiny-'));
   const seed = o.seed ?? 0;
   const tensors: TensorSource[] = [];
   const t = (name: string, shape: number[], scale: number, one = false): void => {
