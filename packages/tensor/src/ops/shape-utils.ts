@@ -50,3 +50,26 @@ export function padRank(values: readonly number[], fill: number): number[] {
   if (values.length > MAX_RANK) throw new ShapeMismatchError({ op: 'strided kernel', expected: `rank <= ${MAX_RANK}`, got: values.length });
   return [...new Array<number>(MAX_RANK - values.length).fill(fill), ...values];
 }
+
+/**
+ * Drops size-1 dims and merges each dim into the one outside it when every stride set steps
+ * through both as one (outer stride = inner stride x inner size), so an index kernel decodes as
+ * few dims as the layout needs: integer division per element is dear on some adapters.
+ */
+export function collapseDims(shape: readonly number[], ...strideSets: (readonly number[])[]): { dims: number[]; strides: number[][] } {
+  const dims: number[] = [];
+  const strides: number[][] = strideSets.map(() => []);
+  shape.forEach((d, k) => {
+    if (d === 1) return;
+    const step = strideSets.map((s) => s[k] ?? 0);
+    const last = dims.length - 1;
+    if (last >= 0 && strides.every((s, i) => s[last] === (step[i] ?? 0) * d)) {
+      dims[last] = (dims[last] ?? 1) * d;
+      strides.forEach((s, i) => (s[last] = step[i] ?? 0));
+      return;
+    }
+    dims.push(d);
+    strides.forEach((s, i) => s.push(step[i] ?? 0));
+  });
+  return { dims, strides };
+}

@@ -5,7 +5,7 @@ import { empty, fromArray } from '../../core/create.js';
 import { isFloat } from '../../core/dtype.js';
 import { grid1d } from '../../core/kernel.js';
 import { noGrad, Tensor } from '../../core/tensor.js';
-import { broadcastShapes, broadcastStrides, padRank, sameShape } from '../shape-utils.js';
+import { broadcastShapes, broadcastStrides, collapseDims, padRank, sameShape } from '../shape-utils.js';
 import { sumTo } from '../reduce/sum-to.js';
 import { binarySpec, type BinaryOp } from './binary.kernel.js';
 
@@ -23,28 +23,9 @@ export function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const uniforms = [n];
   let rank = 0;
   if (!flat) {
-    // Size-1 dims drop out and dims both inputs step through as one merge, so the kernel decodes
-    // as few indices as the broadcast needs.
-    const sa = broadcastStrides(a.shape, shape);
-    const sb = broadcastStrides(b.shape, shape);
-    const dims: number[] = [];
-    const as: number[] = [];
-    const bs: number[] = [];
-    shape.forEach((d, k) => {
-      if (d === 1) return;
-      const x = sa[k] ?? 0;
-      const y = sb[k] ?? 0;
-      const last = dims.length - 1;
-      if (last >= 0 && as[last] === x * d && bs[last] === y * d) {
-        dims[last] = (dims[last] ?? 1) * d;
-        as[last] = x;
-        bs[last] = y;
-        return;
-      }
-      dims.push(d);
-      as.push(x);
-      bs.push(y);
-    });
+    // Size-1 dims drop out and dims both inputs step through as one merge.
+    const { dims, strides } = collapseDims(shape, broadcastStrides(a.shape, shape), broadcastStrides(b.shape, shape));
+    const [as = [], bs = []] = strides;
     rank = dims.length;
     uniforms.push(...padRank(dims, 1), ...padRank(as, 0), ...padRank(bs, 0));
   }

@@ -5,7 +5,7 @@ import { empty } from '../../../core/create.js';
 import type { DType } from '../../../core/dtype.js';
 import { grid1d } from '../../../core/kernel.js';
 import { numelOf, stridesOf, Tensor, type Shape } from '../../../core/tensor.js';
-import { MAX_RANK, padRank } from '../../shape-utils.js';
+import { collapseDims, MAX_RANK, padRank } from '../../shape-utils.js';
 import { checkBindable } from '../common/bindable.js';
 import { CONCAT_SOURCES, concatSpec, copyRowsSpec, perWord, stridedCopySpec } from './shape.kernel.js';
 
@@ -32,21 +32,8 @@ export function stridedCopy(op: string, x: Tensor, outShape: Shape, offset: numb
   const out = empty(x.rt, outShape, to);
   const n = out.numel;
   const words = Math.ceil(n / perWord(to));
-  // Size-1 dims drop out, and a dim merges into the next when the source steps through both as one.
-  const dims: number[] = [];
-  const steps: number[] = [];
-  outShape.forEach((d, k) => {
-    if (d === 1) return;
-    const s = strides[k] ?? 0;
-    const last = dims.length - 1;
-    if (last >= 0 && steps[last] === s * d) {
-      dims[last] = (dims[last] ?? 1) * d;
-      steps[last] = s;
-      return;
-    }
-    dims.push(d);
-    steps.push(s);
-  });
+  // Size-1 dims drop out, and a dim merges into the one outside it when the source steps through both as one.
+  const { dims, strides: [steps = []] } = collapseDims(outShape, strides);
   const uniforms = [n, offset, ...padRank(dims, 1), ...padRank(steps, 0)];
   x.rt.dispatch(stridedCopySpec(x.dtype, to, dims.length), [x.binding(), out.binding()], uniforms, grid1d(words, 256));
   return out;
