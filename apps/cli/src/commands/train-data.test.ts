@@ -8,19 +8,10 @@ import { join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
 import { train } from './train.js';
 import { LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
+import { captureStderr } from '../testing/capture.js';
 
 const QUICK = ['--lora', '--batch-size', '1', '--grad-accum', '1', '--validation-split', '0', '--optimizer', 'adamw', '--max-length', '48'];
 const LONG = `Describe ${'the quiet river under the northern stone bridge and '.repeat(4)}the light.`;
-
-function captureStderr(): { text: () => string } {
-  let buf = '';
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  });
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  return { text: () => buf };
-}
 
 describe('peft-ts train: examples with no trained token', () => {
   afterEach(() => {

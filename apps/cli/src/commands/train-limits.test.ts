@@ -11,16 +11,7 @@ import { NonFiniteError } from '@peft-ts/trainer';
 import { generateCommand } from './generate.js';
 import { train } from './train.js';
 import { alpacaJsonl, FIXTURES, LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
-
-function captureStderr(): { text: () => string } {
-  let buf = '';
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  });
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  return { text: () => buf };
-}
+import { captureStderr } from '../testing/capture.js';
 
 const QUICK = ['--lora', '--max-steps', '2', '--batch-size', '1', '--grad-accum', '1', '--validation-split', '0', '--optimizer', 'adamw', '--lr', '0.01'];
 

@@ -8,21 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resumeCommand, train } from './train.js';
 import { alpacaJsonl, LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
+import { captureStderr } from '../testing/capture.js';
 
 const QUICK = ['--lora', '--batch-size', '1', '--grad-accum', '1', '--validation-split', '0', '--optimizer', 'adamw', '--max-length', '64'];
 
 /** Captures stderr; `onText` sees each write (to send a signal at a given moment). */
-function captureStderr(onText: (text: string) => void = () => undefined): { text: () => string } {
-  let buf = '';
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    buf += text;
-    onText(text);
-    return true;
-  });
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  return { text: () => buf };
-}
 
 function trainSteps(dir: string): number[] {
   return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')

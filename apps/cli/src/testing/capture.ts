@@ -1,0 +1,16 @@
+// Test helper: the CLI's output captured in-process (vitest spies on the process streams; the
+// caller's afterEach restores them).
+import { vi } from 'vitest';
+
+/** Swallows stdout and collects stderr; `onText` sees each piece as it is written. */
+export function captureStderr(onText: (text: string) => void = () => undefined): { text: () => string } {
+  let buf = '';
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    buf += text;
+    onText(text);
+    return true;
+  });
+  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  return { text: () => buf };
+}
