@@ -1,7 +1,7 @@
 // `peft-ts demo`: the whole job on the embedded default. A tiny model and tokenizer generated
 // deterministically, QLoRA training on the shipped example dataset, evaluation before and after
 // on held-out examples, merging, and generation from the merged model.
-import { readdir, rm } from 'node:fs/promises';
+import { copyFile, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { formatBytes, PeftError } from '@peft-ts/errors';
 import { exampleDatasetPath, type Example, type Tokenizer } from '@peft-ts/data-alpaca';
@@ -69,13 +69,25 @@ function showScore(title: string, s: Score, table: boolean): void {
   if (table) for (const line of confusionTable(c)) out(`     ${line}`);
 }
 
+/** The demo's model (`<dir>/model`) and the example dataset it trains on (`<dir>/example-alpaca.json`), nothing else. */
+async function writeAssets(dir: string): Promise<number> {
+  const assets = await createDemoAssets(join(dir, 'model'), { seed: 0, datasetPath: exampleDatasetPath() });
+  const dataset = join(dir, 'example-alpaca.json');
+  await copyFile(exampleDatasetPath(), `${dataset}.tmp`);
+  await rename(`${dataset}.tmp`, dataset);
+  out(`demo assets: ${assets.dir} (${assets.reused ? 'reused' : 'generated'}), ${dataset}`);
+  return 0;
+}
+
 export async function demo(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('demo', argv, { dir: { type: 'string' }, steps: { type: 'string' }, fresh: { type: 'boolean' } });
+  const { values, positionals } = parse('demo', argv, { dir: { type: 'string' }, steps: { type: 'string' }, fresh: { type: 'boolean' }, 'write-assets': { type: 'string' } });
   if (values.help) {
     out(DEMO_HELP);
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`peft-ts demo: unexpected argument ${JSON.stringify(positionals[0])}\n\n${DEMO_HELP}`);
+  // Not in the help: the web page's build puts the very same model and dataset in its static site.
+  if (typeof values['write-assets'] === 'string') return writeAssets(resolve(values['write-assets']));
   const steps = numberFlag('demo', 'steps', values.steps, { integer: true, min: 1 }) ?? 300;
   const root = resolve(typeof values.dir === 'string' ? values.dir : 'peft-ts-demo');
   const started = performance.now();
