@@ -43,6 +43,16 @@ export default defineConfig({
         },
       })),
       {
+        // The repository's own scripts (tools/*.mjs).
+        test: {
+          name: 'tools',
+          root: `${root}tools`,
+          include: ['**/*.test.mjs'],
+          pool: 'forks' as const,
+          testTimeout: 120_000,
+        },
+      },
+      {
         resolve: { alias },
         test: {
           name: 'gpu',
