@@ -15,6 +15,7 @@ import { exportGgufLora, EXPORT_GGUF_LORA_HELP } from './commands/export-gguf-lo
 import { evalCommand, EVAL_HELP } from './commands/eval.js';
 import { dataCommand, DATA_HELP } from './commands/data-preview.js';
 import { sweep, SWEEP_HELP } from './commands/sweep.js';
+import { adoptParentTerminal, runFiltered, shouldFilter } from './dawn-notices.js';
 
 export const VERSION = '0.0.0';
 
@@ -116,7 +117,10 @@ export async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
-main(process.argv.slice(2)).then(
+// Commands that use the GPU run in a child whose stderr loses Dawn's adapter notices (dawn-notices.ts).
+adoptParentTerminal();
+const argv = process.argv.slice(2);
+(shouldFilter(argv) ? runFiltered(argv) : main(argv)).then(
   (code) => {
     process.exitCode = code;
   },
