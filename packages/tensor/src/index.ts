@@ -2,7 +2,7 @@
 export { getDevice, formatDeviceInfo, Gpu, DAWN_TOGGLES, OPTIONAL_FEATURES, waitQuietly } from './device/device.js';
 export type { DeviceInfo, DeviceOptions, SubgroupMatrixConfig } from './device/device.js';
 
-export { Runtime, type BufferBinding, type KernelTime } from './core/runtime.js';
+export { Runtime, type BufferBinding, type KernelTime, type PrecompileResult } from './core/runtime.js';
 export { createRuntime, type RuntimeOptions } from './core/create-runtime.js';
 export { DTYPE_BYTES, FLOAT_DTYPES, isFloat, storageBytes, type DType } from './core/dtype.js';
 export { MEMORY_TAGS, sizeClass, type MemoryStats, type MemoryTag } from './core/memory.js';

@@ -15,6 +15,14 @@ interface CachedPipeline {
   uniformBinding: number;
   uniformBytes: number;
   fields: readonly UniformField[];
+  spec: KernelSpec;
+}
+
+/** What `Runtime.precompile` did: pipelines it created, kernels already compiled, wall time. */
+export interface PrecompileResult {
+  created: number;
+  skipped: number;
+  ms: number;
 }
 
 /** A buffer region bound to one kernel binding. */
@@ -50,6 +58,7 @@ export class Runtime {
   readonly device: GPUDevice;
   readonly pool: BufferPool;
   private readonly pipelines = new Map<string, CachedPipeline>();
+  private readonly pendingPipelines = new Map<string, Promise<void>>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private dispatches = 0;
@@ -64,6 +73,13 @@ export class Runtime {
   totalSubmits = 0;
   /** Host readbacks (buffer maps) since creation: each one waits for the GPU. */
   totalReadbacks = 0;
+  /**
+   * Compute pipelines and shader modules created since creation, and the host time a dispatch
+   * spent blocked compiling a pipeline it needed (precompiled ones cost nothing there).
+   */
+  pipelinesCreated = 0;
+  shaderModulesCreated = 0;
+  pipelineMs = 0;
   private profiling = false;
   private profileBatch: ProfileBatch | null = null;
   private readonly profilePending: Promise<void>[] = [];
@@ -102,15 +118,16 @@ export class Runtime {
     return this.gpu.info.subgroupMinSize || 0;
   }
 
-  private pipelineFor(spec: KernelSpec): CachedPipeline {
-    const key = kernelKey(spec);
-    const cached = this.pipelines.get(key);
-    if (cached) return cached;
+  private checkFeatures(spec: KernelSpec, key: string): void {
     for (const feature of spec.features ?? []) {
       if (!this.has(feature)) {
         throw new UnsupportedError({ what: 'GPU feature for kernel', got: `${spec.name} needs ${feature}`, where: key });
       }
     }
+  }
+
+  /** The bind group layout, shader module and pipeline descriptor of a kernel (nothing compiled yet). */
+  private describe(spec: KernelSpec, key: string): { layout: GPUBindGroupLayout; descriptor: GPUComputePipelineDescriptor; uniformBinding: number } {
     const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((kind, binding) => ({
       binding,
       visibility: GPUShaderStage.COMPUTE,
@@ -122,20 +139,95 @@ export class Runtime {
     }
     const layout = this.device.createBindGroupLayout({ entries });
     const module = this.device.createShaderModule({ code: spec.wgsl, label: key });
-    const pipeline = this.device.createComputePipeline({
+    this.shaderModulesCreated += 1;
+    const descriptor: GPUComputePipelineDescriptor = {
       label: key,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main' },
-    });
+    };
+    return { layout, descriptor, uniformBinding };
+  }
+
+  private cache(spec: KernelSpec, key: string, pipeline: GPUComputePipeline, layout: GPUBindGroupLayout, uniformBinding: number): CachedPipeline {
     const entry: CachedPipeline = {
       pipeline,
       layout,
       uniformBinding,
       uniformBytes: Math.max(16, Math.ceil((spec.uniforms.length * 4) / 16) * 16),
       fields: spec.uniforms,
+      spec,
     };
     this.pipelines.set(key, entry);
+    this.pipelinesCreated += 1;
     return entry;
+  }
+
+  private pipelineFor(spec: KernelSpec): CachedPipeline {
+    const key = kernelKey(spec);
+    const cached = this.pipelines.get(key);
+    if (cached) return cached;
+    this.checkFeatures(spec, key);
+    // Compiles on this thread: a kernel missed by precompile costs its compile time here.
+    const t0 = performance.now();
+    const { layout, descriptor, uniformBinding } = this.describe(spec, key);
+    const pipeline = this.device.createComputePipeline(descriptor);
+    this.pipelineMs += performance.now() - t0;
+    return this.cache(spec, key, pipeline, layout, uniformBinding);
+  }
+
+  /**
+   * Compiles the pipelines of `specs` ahead of their first dispatch, in parallel and off the
+   * calling thread where the implementation can (`createComputePipelineAsync`), so that other
+   * work (loading weights, tokenizing) overlaps the compiles. Kernels already compiled or being
+   * compiled are skipped. Rejects with a DeviceError naming the kernel when a shader does not
+   * compile, and with an UnsupportedError when a kernel needs a feature the device lacks.
+   */
+  async precompile(specs: Iterable<KernelSpec>): Promise<PrecompileResult> {
+    const t0 = performance.now();
+    const jobs: Promise<void>[] = [];
+    let created = 0;
+    let skipped = 0;
+    for (const spec of specs) {
+      const key = kernelKey(spec);
+      const pending = this.pendingPipelines.get(key);
+      if (this.pipelines.has(key) || pending) {
+        skipped += 1;
+        if (pending) jobs.push(pending);
+        continue;
+      }
+      this.checkFeatures(spec, key);
+      const job = this.compileAsync(spec, key).finally(() => this.pendingPipelines.delete(key));
+      this.pendingPipelines.set(key, job);
+      jobs.push(job);
+      created += 1;
+    }
+    const settled = await Promise.allSettled(jobs);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return { created, skipped, ms: performance.now() - t0 };
+  }
+
+  private async compileAsync(spec: KernelSpec, key: string): Promise<void> {
+    // The scope catches a WGSL error of the module here, so it is reported once, with the kernel's name.
+    this.device.pushErrorScope('validation');
+    const { layout, descriptor, uniformBinding } = this.describe(spec, key);
+    const created = this.device.createComputePipelineAsync(descriptor);
+    const scope = this.device.popErrorScope();
+    const [moduleError, result] = await Promise.all([scope, created.catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))]);
+    if (moduleError) throw new DeviceError(`kernel ${key}: the shader does not compile: ${moduleError.message}`, { reason: 'shader' });
+    if (result instanceof Error) throw new DeviceError(`kernel ${key}: creating its pipeline failed: ${result.message}`, { reason: 'pipeline', cause: result });
+    const pipeline = result;
+    // A dispatch that could not wait compiled it meanwhile: keep that one.
+    if (!this.pipelines.has(key)) this.cache(spec, key, pipeline, layout, uniformBinding);
+  }
+
+  /**
+   * The specs of every kernel this runtime has compiled, in the order they were first needed:
+   * what `precompile` needs to prepare the same work on another runtime (plain data, so it can be
+   * saved as JSON between runs).
+   */
+  compiledKernels(): KernelSpec[] {
+    return [...this.pipelines.values()].map((p) => p.spec);
   }
 
   get pipelineCount(): number {
