@@ -13,6 +13,7 @@ import { runOptimBench } from './suites/optim.js';
 import { runNf4Bench } from './suites/nf4.js';
 import { runTrainBench, TRAIN_CASES } from './suites/train.js';
 import { runGenerateBench } from './suites/generate.js';
+import { COMPILE_CASES, runCompileBench } from './suites/compile.js';
 import { compareRuns, formatComparison, type BenchRun } from './compare.js';
 
 type Suite = (rt: Runtime, opts: SuiteOptions) => Promise<BenchResult[]>;
@@ -24,6 +25,7 @@ const SUITES: Record<string, Suite> = {
   nf4: runNf4Bench,
   train: runTrainBench,
   generate: runGenerateBench,
+  compile: runCompileBench,
 };
 
 /** Bumped whenever a field of bench.json changes meaning. */
@@ -46,6 +48,7 @@ with min, max and the count.
   --against FILE       with --compare: compare that bench.json instead of running anything
 
 Train cases: ${TRAIN_CASES.map((c) => c.name).join('; ')}.
+Compile cases (first-step pipeline compiles on a fresh device): ${COMPILE_CASES.map((c) => c.name).join('; ')}.
 
 Exit codes: 0 done, 1 a regression past the threshold or a failure, 2 usage error, 3 bad baseline file.
 `;
@@ -152,9 +155,10 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.case) {
-    const known = values.case.split(',').filter((f) => TRAIN_CASES.some((c) => c.name === f || c.name.startsWith(`${f} `)));
+    const caseNames = [...TRAIN_CASES, ...COMPILE_CASES].map((c) => c.name);
+    const known = values.case.split(',').filter((f) => caseNames.some((c) => c === f || c.startsWith(`${f} `)));
     if (known.length !== values.case.split(',').length) {
-      process.stderr.write(`peft-ts-bench: --case "${values.case}" matches no train case; have: ${TRAIN_CASES.map((c) => c.name).join('; ')}\n`);
+      process.stderr.write(`peft-ts-bench: --case "${values.case}" matches no train or compile case; have: ${caseNames.join('; ')}\n`);
       return 2;
     }
   }
