@@ -1,0 +1,304 @@
+// The training worker: the GPU runtime, the model, the data and the training loop of
+// @peft-ts/trainer (the one `peft-ts train` runs), reading the model from fetched or picked
+// files and keeping checkpoints in OPFS, so that the page's thread only draws.
+import { createRuntime, type Runtime } from '@peft-ts/tensor';
+import { blobSource, memoryTree, readJson, type ByteSource, type FileTree } from '@peft-ts/safetensors';
+import { IGNORE_INDEX, previewMasks, type Tokenizer } from '@peft-ts/data-alpaca';
+import {
+  evaluateLoss,
+  generateText,
+  prepareFinetune,
+  promptIds,
+  resolveFinetuneConfig,
+  runFinetune,
+  type FinetuneConfig,
+  type FinetuneRun,
+  type PreparedFinetune,
+} from '@peft-ts/trainer';
+import { opfsTree, type OpfsTree } from './opfs.js';
+import type { DataChoice, FromWorker, ModelChoice, PreviewExample, ToWorker, TrainSettings } from './protocol.js';
+
+interface WorkerScope {
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+  addEventListener(type: 'message', listener: (event: MessageEvent<ToWorker>) => void): void;
+}
+const scope = self as unknown as WorkerScope;
+const post = (message: FromWorker, transfer: Transferable[] = []) => scope.postMessage(message, transfer);
+const log = (line: string) => post({ type: 'log', line });
+
+/** Where the run keeps its checkpoints, metrics and a copy of a picked dataset. */
+const RUN_DIR = 'peft-ts/run';
+const SAVED_DATA = 'data.json';
+
+interface Loaded {
+  config: FinetuneConfig;
+  model: FileTree;
+  data: ByteSource;
+  output: OpfsTree;
+  prepared: PreparedFinetune;
+}
+
+let runtime: Runtime | null = null;
+let loaded: Loaded | null = null;
+let run: FinetuneRun | null = null;
+let stop: AbortController | null = null;
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function device(): Promise<Runtime> {
+  if (runtime) return runtime;
+  if (!('gpu' in navigator)) throw new Error('This browser has no WebGPU (navigator.gpu): use a current Chrome, Edge or Firefox, or Safari 26');
+  runtime = await createRuntime({ seed: 0 });
+  const info = runtime.gpu.info;
+  post({
+    type: 'device',
+    device: { description: info.description, software: info.isSoftware, subgroupSize: info.subgroupMinSize ?? null, features: [...info.features] },
+  });
+  return runtime;
+}
+
+/** The demo model's files, fetched from the site beside the page (listed in demo/manifest.json). */
+async function demoModel(): Promise<FileTree> {
+  const base = new URL('demo/', siteRoot());
+  const manifest = (await (await fetch(new URL('manifest.json', base))).json()) as { model: { dir: string; files: { name: string }[] } };
+  const files = new Map<string, Blob>();
+  for (const { name } of manifest.model.files) {
+    const response = await fetch(new URL(`${manifest.model.dir}/${name}`, base));
+    if (!response.ok) throw new Error(`demo model: ${name}: HTTP ${response.status}`);
+    files.set(name, await response.blob());
+  }
+  return memoryTree('demo-model', files);
+}
+
+async function demoDataset(): Promise<ByteSource> {
+  const url = new URL('demo/example-alpaca.json', siteRoot());
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`example dataset: HTTP ${response.status}`);
+  return blobSource(await response.blob(), 'example-alpaca.json');
+}
+
+/** The folder the page was served from (the worker's own script sits in assets/ below it). */
+function siteRoot(): URL {
+  return new URL('..', import.meta.url);
+}
+
+async function modelTree(choice: ModelChoice): Promise<FileTree> {
+  if (choice.kind === 'demo') return demoModel();
+  return memoryTree(choice.name, new Map(choice.files.map(({ path, file }) => [path, file])));
+}
+
+async function dataSource(choice: DataChoice, output: OpfsTree): Promise<ByteSource> {
+  if (choice.kind === 'demo') return demoDataset();
+  if (choice.kind === 'saved') {
+    const saved = await output.open(SAVED_DATA);
+    if (!saved) throw new Error('Data: the dataset of the saved run is gone from this browser\'s storage; choose the file again');
+    return saved;
+  }
+  // A copy beside the checkpoints, so that a reload can resume without asking for the file again.
+  await output.write(SAVED_DATA, new Uint8Array(await choice.file.arrayBuffer()));
+  return blobSource(choice.file, choice.file.name);
+}
+
+/** The page's settings as the configuration `peft-ts train` resolves from the same flags. */
+function finetuneConfig(settings: TrainSettings, model: string, data: string): FinetuneConfig {
+  return resolveFinetuneConfig(
+    {
+      model,
+      data,
+      output: RUN_DIR,
+      method: settings.method,
+      r: settings.r,
+      alpha: settings.alpha,
+      dropout: settings.dropout,
+      targets: settings.targets === 'all-linear' ? 'all-linear' : settings.targets.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+      lr: settings.lr,
+      schedule: settings.schedule,
+      warmupSteps: settings.warmupSteps,
+      maxSteps: settings.maxSteps,
+      batchSize: settings.batchSize,
+      gradientAccumulation: settings.gradientAccumulation,
+      maxLength: settings.maxLength,
+      validationSplit: settings.validationSplit,
+      evalEvery: settings.evalEvery,
+      saveEvery: settings.saveEvery,
+      seed: settings.seed,
+    },
+    'settings',
+  );
+}
+
+function preview(prepared: PreparedFinetune, count: number): PreviewExample[] {
+  const open = '\u0001';
+  const close = '\u0002';
+  return prepared.split.train.slice(0, count).map((example) => {
+    const text = previewMasks(example, prepared.tokenizer, { open, close });
+    const runs: [string, boolean][] = [];
+    for (const part of text.split(open)) {
+      const end = part.indexOf(close);
+      if (end < 0) runs.push([part, false]);
+      else runs.push([part.slice(0, end), true], [part.slice(end + 1), false]);
+    }
+    return {
+      source: example.source ? `${example.source.file}:${example.source.line}` : 'example',
+      runs: runs.filter(([t]) => t !== ''),
+      tokens: example.length,
+      trainedTokens: example.labels.filter((l, t) => t > 0 && l !== IGNORE_INDEX).length,
+    };
+  });
+}
+
+async function modelSummary(tree: FileTree): Promise<string> {
+  const c = (await readJson(tree, 'config.json')) as Record<string, unknown>;
+  const arch = Array.isArray(c.architectures) ? String(c.architectures[0]) : String(c.model_type);
+  return `${tree.name}: ${arch}, ${String(c.num_hidden_layers)} layers, hidden ${String(c.hidden_size)}, vocab ${String(c.vocab_size)}`;
+}
+
+async function latestCheckpoint(output: OpfsTree): Promise<number | null> {
+  const steps = (await output.list())
+    .map((name) => /^checkpoint-(\d+)\/trainer_state\.json$/.exec(name)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .map(Number);
+  return steps.length > 0 ? Math.max(...steps) : null;
+}
+
+async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
+  await device();
+  run?.model.dispose();
+  run = null;
+  const output = await opfsTree(RUN_DIR);
+  const model = await modelTree(m.model);
+  const data = await dataSource(m.data, output);
+  const config = finetuneConfig(m.settings, model.name, data.name);
+  const prepared = await prepareFinetune(config, { log, io: { model, data, output } });
+  loaded = { config, model, data, output, prepared };
+  const step = await latestCheckpoint(output);
+  const total = config.maxSteps ?? 0;
+  post({
+    type: 'loaded',
+    model: { name: model.name, summary: await modelSummary(model), trainable: `LoRA r=${config.r} on ${config.targets === 'all-linear' ? 'every linear layer' : config.targets.join(', ')}` },
+    data: { name: data.name, examples: prepared.split.train.length + prepared.split.validation.length, train: prepared.split.train.length, validation: prepared.split.validation.length, preview: preview(prepared, 3) },
+    totalSteps: total,
+    checkpoint: step !== null && step < total ? { step } : null,
+  });
+}
+
+async function train(resume: boolean): Promise<void> {
+  if (!loaded) throw new Error('Train: load a model and data first');
+  const rt = await device();
+  const { config, model, data, output, prepared } = loaded;
+  if (!resume) {
+    for (const name of await output.list()) if (name !== SAVED_DATA) await output.remove(name.split('/')[0] ?? name);
+  }
+  run?.model.dispose();
+  run = null;
+  stop = new AbortController();
+  const stepTimes: number[] = [];
+  let last = performance.now();
+  const result = await runFinetune(rt, { ...config, resume: resume ? 'latest' : null, overwrite: !resume }, {
+    log,
+    io: { model, data, output },
+    prepared,
+    progress: false,
+    signal: stop.signal,
+    callbacks: {
+      onStepEnd: async (s) => {
+        // Reading the loss waits for the GPU, so this is the step's wall time, compile included.
+        const now = performance.now();
+        stepTimes.push(now - last);
+        post({ type: 'step', step: s.step, totalSteps: config.maxSteps ?? s.step, loss: s.loss, lr: s.lr, tokensPerSecond: s.tokensPerSecond, seconds: s.elapsedSeconds, stepMs: now - last });
+        await Promise.resolve();
+        last = performance.now();
+      },
+      onEvaluate: (e) => {
+        post({ type: 'eval', step: e.step, loss: e.valLoss });
+        last = performance.now();
+      },
+      onSave: (_dir, step) => {
+        post({ type: 'saved', step });
+        last = performance.now();
+      },
+    },
+  });
+  run = result;
+  const s = result.summary;
+  const steady = stepTimes.slice(1);
+  post({
+    type: 'done',
+    steps: s.steps,
+    seconds: s.seconds,
+    finalLoss: s.finalLoss,
+    bestValLoss: s.bestValLoss,
+    interrupted: s.interrupted,
+    firstStepMs: stepTimes[0] ?? null,
+    meanStepMs: steady.length > 0 ? steady.reduce((a, b) => a + b, 0) / steady.length : null,
+  });
+}
+
+function trained(): FinetuneRun & { tokenizer: Tokenizer } {
+  if (!run) throw new Error('train the adapter first');
+  return run;
+}
+
+async function evaluate(): Promise<void> {
+  const r = trained();
+  const { BatchIterator } = await import('@peft-ts/data-alpaca');
+  const c = loaded?.config;
+  if (!c) throw new Error('Evaluate: load a model and data first');
+  const batches = new BatchIterator(r.validation, { batchSize: c.batchSize, padId: r.tokenizer.padId, seed: c.seed, shuffle: false, maxLength: c.maxLength });
+  const result = await evaluateLoss(r.model, { numBatches: (e) => batches.numBatches(e), batchAt: (e, i) => batches.batchAt(e, i) }, { lora: r.lora });
+  post({ type: 'evaluated', loss: result.loss, tokens: result.tokens });
+}
+
+async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<void> {
+  const r = trained();
+  r.lora.train(false);
+  await generateText(r.model, r.tokenizer, promptIds(r.tokenizer, 'alpaca', m.instruction, m.input), {
+    maxNewTokens: m.maxNewTokens,
+    onText: (delta) => post({ type: 'text', delta, done: false }),
+  });
+  post({ type: 'text', delta: '', done: true });
+}
+
+async function exportAdapter(): Promise<void> {
+  const r = trained();
+  const out = memoryTree('adapter');
+  await r.lora.saveAdapterTo(out);
+  const files: { name: string; bytes: Uint8Array }[] = [];
+  for (const name of ['adapter_config.json', 'adapter_model.safetensors']) {
+    const value = out.files.get(name);
+    if (value === undefined) throw new Error(`Download: the adapter has no ${name}`);
+    files.push({ name, bytes: typeof value === 'string' ? new TextEncoder().encode(value) : value instanceof Uint8Array ? value : new Uint8Array(await value.arrayBuffer()) });
+  }
+  post({ type: 'adapter', files }, files.map((f) => f.bytes.buffer));
+}
+
+async function forget(): Promise<void> {
+  const output = await opfsTree(RUN_DIR);
+  for (const name of new Set((await output.list()).map((n) => n.split('/')[0] ?? n))) await output.remove(name);
+  log('the saved run was deleted from this browser');
+}
+
+// One task at a time, in order; `stop` is the exception, so that it reaches a running training.
+let queue: Promise<void> = Promise.resolve();
+scope.addEventListener('message', (event) => {
+  const m = event.data;
+  if (m.type === 'stop') {
+    stop?.abort();
+    return;
+  }
+  queue = queue.then(async () => {
+    try {
+      if (m.type === 'load') await load(m);
+      else if (m.type === 'train') await train(m.resume);
+      else if (m.type === 'evaluate') await evaluate();
+      else if (m.type === 'generate') await generate(m);
+      else if (m.type === 'export') await exportAdapter();
+      else await forget();
+    } catch (error) {
+      post({ type: 'error', message: message(error) });
+    }
+  });
+});
+device().catch((error: unknown) => post({ type: 'error', message: message(error) }));
