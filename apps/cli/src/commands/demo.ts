@@ -4,7 +4,7 @@
 import { copyFile, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { formatBytes, PeftError } from '@peft-ts/errors';
-import { exampleDatasetPath, type Example, type Tokenizer } from '@peft-ts/data-alpaca';
+import { exampleDatasetPath, type Example, type Tokenizer } from '@peft-ts/data-alpaca/node';
 import { createRuntime, type Runtime } from '@peft-ts/tensor';
 import { loadModel, type CausalLM } from '@peft-ts/models';
 import { mergeIntoCheckpoint } from '@peft-ts/merge';

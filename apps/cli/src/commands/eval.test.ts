@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exampleDatasetPath } from '@peft-ts/data-alpaca';
+import { exampleDatasetPath } from '@peft-ts/data-alpaca/node';
 import { createDemoAssets } from '../demo/assets.js';
 import { train } from './train.js';
 import { evalCommand } from './eval.js';

@@ -1,6 +1,6 @@
 // `peft-ts eval`: loss and perplexity on held-out data, the base and the base with an adapter
 // side by side, on response tokens only or on every token. The sweep scores its runs with it.
-import { IGNORE_INDEX, BatchIterator, loadDataset, splitDataset, Tokenizer, tokenizeExamples, type TokenizedExample } from '@peft-ts/data-alpaca';
+import { IGNORE_INDEX, BatchIterator, loadDataset, splitDataset, Tokenizer, tokenizeExamples, type TokenizedExample, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { FormatError } from '@peft-ts/errors';
 import { createRuntime } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig, type CausalLM } from '@peft-ts/models';
@@ -105,7 +105,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const mismatch = await adapterBaseMismatch(model, adapter);
     if (mismatch) process.stderr.write(`peft-ts eval: warning: ${mismatch}\n`);
   }
-  const tokenizer = await Tokenizer.fromDir(model);
+  const tokenizer = await tokenizerFromDir(model);
   checkTokenizerFits(tokenizer, await loadModelConfig(model), model);
   const examples = await loadHeldOut(values.data, tokenizer, { template, tokens, maxLength, ...(split !== undefined ? { validationSplit: split, seed } : {}) });
   const rt = await createRuntime({ seed });

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getLlama, type Llama, type LlamaContextOptions, type Token } from 'node-llama-cpp';
-import { Tokenizer } from '@peft-ts/data-alpaca';
+import { tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { readGgufInfo } from '@peft-ts/gguf';
 import { LoraModel } from '@peft-ts/lora';
 import { greedy, loadModel } from '@peft-ts/models';
-import { writeSafetensors, type TensorSource } from '@peft-ts/safetensors';
+import { writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { seededUniform } from '../demo/assets.js';
 import { LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
@@ -84,7 +84,7 @@ describe('export gguf-lora', () => {
     const { mkdir } = await import('node:fs/promises');
     await mkdir(adapter);
     await writeAdapter(adapter, base);
-    const tokenizer = await Tokenizer.fromDir(base);
+    const tokenizer = await tokenizerFromDir(base);
     const prompt = tokenizer.encode('Once upon a time', { addSpecialTokens: true });
 
     const rt = await testRuntime();

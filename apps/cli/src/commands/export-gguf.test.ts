@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getLlama, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
-import { Tokenizer } from '@peft-ts/data-alpaca';
+import { Tokenizer, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { greedy, loadModel } from '@peft-ts/models';
 import { fromArray, tidy } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
@@ -144,7 +144,7 @@ const CASES: Case[] = [
     arch: 'gpt2',
     build: async () => {
       const demo = await demoDir();
-      const t = await Tokenizer.fromDir(demo);
+      const t = await tokenizerFromDir(demo);
       return writeTinyModel({ arch: 'gpt2', vocabSize: t.vocabSize, tokenizerDir: demo, ids: { bos: null, eos: t.eosId ?? 0, pad: t.padId }, seed: 4 });
     },
     specialTexts: ['one<|endoftext|>two<|pad|>'],
@@ -165,7 +165,7 @@ for (const c of CASES) {
     let ours: { ids: number[]; logits: Float32Array };
     beforeAll(async () => {
       dir = await c.build();
-      tokenizer = await Tokenizer.fromDir(dir);
+      tokenizer = await tokenizerFromDir(dir);
       prompt = tokenizer.encode('The quick brown fox jumps over', { addSpecialTokens: true });
       ours = await peftRun(dir, prompt);
     });

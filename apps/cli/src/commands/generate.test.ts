@@ -1,7 +1,7 @@
 // `peft-ts generate` tokenizes the prompt exactly as training tokenizes an example's prompt
 // part (one BOS, no EOS), so its greedy output is the library's for the same prompt.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { IGNORE_INDEX, Tokenizer, tokenizeExample } from '@peft-ts/data-alpaca';
+import { IGNORE_INDEX, tokenizeExample, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { generate, loadModel } from '@peft-ts/models';
 import { createRuntime } from '@peft-ts/tensor';
 import { generateCommand } from './generate.js';
@@ -30,7 +30,7 @@ describe('peft-ts generate', () => {
     const cli = JSON.parse(out.text()) as { prompt_ids: number[]; output_ids: number[] };
 
     // The prompt part of a training example with the same instruction.
-    const tokenizer = await Tokenizer.fromDir(dir);
+    const tokenizer = await tokenizerFromDir(dir);
     const example = tokenizeExample({ kind: 'instruction', instruction, input: '', output: 'Blue.' }, tokenizer, { template: 'alpaca' });
     const firstTrained = example.labels.findIndex((l) => l !== IGNORE_INDEX);
     const trainingPrompt = [...example.inputIds.slice(0, firstTrained)];

@@ -1,5 +1,5 @@
 // `peft-ts generate`: text from a base model, a base model plus an adapter, or a merged model, streamed.
-import { Tokenizer } from '@peft-ts/data-alpaca';
+import { tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { createRuntime } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig } from '@peft-ts/models';
 import { LoraModel } from '@peft-ts/lora';
@@ -81,7 +81,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
     const mismatch = await adapterBaseMismatch(dir, values.adapter);
     if (mismatch) process.stderr.write(`peft-ts generate: warning: ${mismatch}\n`);
   }
-  const tokenizer = await Tokenizer.fromDir(dir);
+  const tokenizer = await tokenizerFromDir(dir);
   checkTokenizerFits(tokenizer, await loadModelConfig(dir), dir);
   const rt = await createRuntime({ seed });
   try {

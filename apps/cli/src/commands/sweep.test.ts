@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exampleDatasetPath } from '@peft-ts/data-alpaca';
+import { exampleDatasetPath } from '@peft-ts/data-alpaca/node';
 import { createDemoAssets, DEMO_MODEL_SHAPE } from '../demo/assets.js';
 import { expandTargets, parseGrid, sweep } from './sweep.js';
 import type { SweepRunResult } from '../report/sweep-report.js';

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exampleDatasetPath, loadDataset, Tokenizer, tokenizeExamples } from '@peft-ts/data-alpaca';
+import { exampleDatasetPath, loadDataset, tokenizeExamples, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { loadModel, loadModelConfig } from '@peft-ts/models';
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, tidy } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import {
@@ -171,7 +171,7 @@ describe('createDemoAssets', () => {
     // Three records hold too few repeated pairs to fill 1024 ids: the model takes what there is.
     expect(tiny.vocabSize).toBeLessThan(DEMO_VOCAB_SIZE);
     expect(tiny.config.vocab_size).toBe(tiny.vocabSize);
-    const tokenizer = await Tokenizer.fromDir(dir);
+    const tokenizer = await tokenizerFromDir(dir);
     expect(tokenizer.vocabSize).toBe(tiny.vocabSize);
     const file = await SafetensorsFile.open(join(dir, 'model.safetensors'));
     expect(file.info('lm_head.weight').shape).toEqual([tiny.vocabSize, 64]);
@@ -254,7 +254,7 @@ describe('createDemoAssets', () => {
       padTokenId: 1,
       dtype: 'float32',
     });
-    const tokenizer = await Tokenizer.fromDir(first.dir);
+    const tokenizer = await tokenizerFromDir(first.dir);
     expect(tokenizer.vocabSize).toBe(config.vocabSize);
     expect(tokenizer.eosId).toBe(0);
     expect(tokenizer.bosId).toBe(0);
@@ -270,7 +270,7 @@ describe('createDemoAssets', () => {
 
   it('runs a forward pass to finite logits of the initial scale', async () => {
     const rt = await testRuntime();
-    const tokenizer = await Tokenizer.fromDir(first.dir);
+    const tokenizer = await tokenizerFromDir(first.dir);
     const dataset = await loadDataset(exampleDatasetPath(), { limit: 1 });
     const { examples } = tokenizeExamples(dataset.examples, tokenizer, { template: 'alpaca', maxLength: 256 });
     const ids = examples[0]?.inputIds.subarray(0, 24);

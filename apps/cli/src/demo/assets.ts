@@ -11,9 +11,9 @@ import {
   loadDataset,
   renderExample,
   type Example,
-} from '@peft-ts/data-alpaca';
+} from '@peft-ts/data-alpaca/node';
 import { PeftError } from '@peft-ts/errors';
-import { writeDirAtomically, writeSafetensors, type TensorSource } from '@peft-ts/safetensors';
+import { writeDirAtomically, writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
 import { tokenizerFiles, tokenizerVocabSize, trainByteLevelBpe } from './bpe.js';
 
 /** Bump whenever anything that shapes the assets changes, so old directories are rebuilt. */

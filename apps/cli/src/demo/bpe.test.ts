@@ -2,7 +2,7 @@
 // dataset a tokenizer that @huggingface/tokenizers loads, that round-trips every text and that
 // encodes exactly as a plain TypeScript BPE encoder applying the same merges.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { exampleDatasetPath, loadDataset, renderExample, Tokenizer, tokenizeExamples, type Dataset } from '@peft-ts/data-alpaca';
+import { exampleDatasetPath, loadDataset, renderExample, Tokenizer, tokenizeExamples, type Dataset } from '@peft-ts/data-alpaca/node';
 import { DEMO_EOS_TOKEN, DEMO_PAD_TOKEN, DEMO_SPECIAL_TOKENS, DEMO_VOCAB_SIZE, demoTokenizerTexts } from './assets.js';
 import {
   byteLevelAlphabet,

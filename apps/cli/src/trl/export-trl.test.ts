@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { renderExample, Tokenizer, type Example } from '@peft-ts/data-alpaca';
+import { renderExample, type Example, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { resolveFinetuneConfig } from '@peft-ts/trainer';
 import { LLAMA2_TOKENIZER_DIR } from '../testing/tiny-model.js';
 import { exportTrl } from '../commands/export-trl.js';
@@ -202,7 +202,7 @@ describe.runIf(hasPython())('the recipe\'s data mapping, run by python3', () => 
     ];
     const { template, rows } = await pythonRows(trainPy, [...records, { instruction: 'Dolly asks.', context: 'ctx', response: 'answer' }], 'auto');
     expect(template).toBe('alpaca');
-    const tokenizer = await Tokenizer.fromDir(LLAMA2_TOKENIZER_DIR);
+    const tokenizer = await tokenizerFromDir(LLAMA2_TOKENIZER_DIR);
     const examples: Example[] = [
       { kind: 'instruction', instruction: 'Classify {input} here.', input: 'I love it! {instruction}', output: 'positive' },
       { kind: 'instruction', instruction: 'Say hi.', input: '', output: 'hi' },

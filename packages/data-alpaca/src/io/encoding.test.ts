@@ -5,7 +5,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
-import { loadDataset } from '../index.js';
+import { loadDataset } from '../node.js';
 
 async function file(name: string, bytes: Uint8Array): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'peft-enc-'));

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FormatError } from '@peft-ts/errors';
-import { datasetFromRecords, detectFormat, loadDataset, readExamples, readJsonArray, readJsonl } from '../index.js';
+import { datasetFromRecords, detectFormat } from '../index.js';
+import { loadDataset, readExamples, readJsonArray, readJsonl } from '../node.js';
 import type { DataWarning, Example } from '../index.js';
 
 let dir = '';

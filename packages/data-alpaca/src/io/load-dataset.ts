@@ -3,7 +3,9 @@
 import { FormatError, UnsupportedError } from '@peft-ts/errors';
 import { DATASET_FORMATS, detectFormatAt, parseRecord } from './formats.js';
 import type { DatasetFormat, Example } from './formats.js';
-import { detectLayout, scanJsonArray, scanJsonl } from './read-json.js';
+import { memorySource } from './byte-source.js';
+import type { ByteSource } from './byte-source.js';
+import { detectLayoutFrom, scanJsonArray, scanJsonl } from './read-json.js';
 import type { FileLayout } from './read-json.js';
 import { emitWarning } from '../warnings.js';
 import type { DataWarning, WarningHandler } from '../warnings.js';
@@ -47,15 +49,17 @@ function checkOptions(options: LoadOptions): void {
 }
 
 /**
- * Streams the examples of a file, validating each record. The generator's return value is
- * the LoadSummary (use `loadDataset` to get both at once). Memory stays flat for JSON Lines
- * and for JSON arrays alike: records are parsed one at a time.
+ * Streams the examples of a dataset's bytes (a file, a Blob, memory), validating each record.
+ * The generator's return value is the LoadSummary (use `loadDatasetFrom` to get both at once).
+ * Memory stays flat for JSON Lines and for JSON arrays alike: records are parsed one at a time.
+ * Messages and `source.file` name the source by its `name`.
  */
-export async function* readExamples(path: string, options: LoadOptions = {}): AsyncGenerator<Example, LoadSummary> {
+export async function* readExamplesFrom(source: ByteSource, options: LoadOptions = {}): AsyncGenerator<Example, LoadSummary> {
   checkOptions(options);
+  const path = source.name;
   const skip = options.onInvalid === 'skip';
   const maxReasons = options.maxReasons ?? 5;
-  const layout = options.layout === undefined || options.layout === 'auto' ? await detectLayout(path) : options.layout;
+  const layout = options.layout === undefined || options.layout === 'auto' ? await detectLayoutFrom(source) : options.layout;
   let format: DatasetFormat | null = options.format === undefined || options.format === 'auto' ? null : options.format;
   const summary: LoadSummary = { path, layout, format, examples: 0, invalid: 0, invalidReasons: [], warnings: [] };
 
@@ -65,7 +69,7 @@ export async function* readExamples(path: string, options: LoadOptions = {}): As
     if (summary.invalidReasons.length < maxReasons) summary.invalidReasons.push(error);
   };
 
-  const records = layout === 'json' ? scanJsonArray(path) : scanJsonl(path);
+  const records = layout === 'json' ? scanJsonArray(source) : scanJsonl(source);
   for await (const record of records) {
     const where = `${path}:${record.line}`;
     if (record.error) {
@@ -131,12 +135,14 @@ export class Dataset {
 }
 
 /**
- * Loads and validates a whole dataset file into memory. Fails when a record is invalid
- * (unless `onInvalid: 'skip'`) and when no valid example remains.
+ * Loads and validates a whole dataset (a JSON array or JSON Lines) from its bytes into memory.
+ * Fails when a record is invalid (unless `onInvalid: 'skip'`) and when no valid example
+ * remains. `@peft-ts/data-alpaca/node`'s `loadDataset(path)` reads a file through this.
  */
-export async function loadDataset(path: string, options: LoadOptions = {}): Promise<Dataset> {
+export async function loadDatasetFrom(source: ByteSource, options: LoadOptions = {}): Promise<Dataset> {
+  const path = source.name;
   const examples: Example[] = [];
-  const reader = readExamples(path, options);
+  const reader = readExamplesFrom(source, options);
   for (;;) {
     const step = await reader.next();
     if (step.done) {
@@ -148,6 +154,16 @@ export async function loadDataset(path: string, options: LoadOptions = {}): Prom
     }
     examples.push(step.value);
   }
+}
+
+/**
+ * Parses a dataset file's content already in memory (the text or bytes of a JSON array or of
+ * JSON Lines, e.g. from a file input or a fetch) with the same rules and options as
+ * loadDatasetFrom; `name` (default "dataset") names it in messages, as `name:line`.
+ */
+export function parseDataset(data: string | Uint8Array, options: LoadOptions & { name?: string } = {}): Promise<Dataset> {
+  const { name = 'dataset', ...rest } = options;
+  return loadDatasetFrom(memorySource(name, data), rest);
 }
 
 /**

@@ -1,9 +1,9 @@
 // Streaming readers for JSON Lines and for top-level JSON arrays: both hand out one record at a
-// time with its 1-based line number, so a multi-GB file is never held or parsed whole.
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
+// time with its 1-based line number, so a multi-GB file is never held or parsed whole. They read
+// a ByteSource (a file, a Blob, bytes in memory) a chunk at a time.
 import { FormatError } from '@peft-ts/errors';
+import { byteChunks, textChunks } from './byte-source.js';
+import type { ByteSource } from './byte-source.js';
 
 /** One parsed record and the line it starts on. */
 export interface JsonRecord {
@@ -52,8 +52,8 @@ function foreignEncoding(what: string): string {
  * without a mark), and every byte sequence valid UTF-8 (no overlong forms, surrogates or code
  * points past U+10FFFF). Names the line of the first bad byte. Reads the file once, streaming.
  */
-export async function checkUtf8(path: string): Promise<void> {
-  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+export async function checkUtf8(source: ByteSource): Promise<void> {
+  const path = source.name;
   let line = 1;
   let need = 0;
   let lower = 0x80;
@@ -62,107 +62,112 @@ export async function checkUtf8(path: string): Promise<void> {
   let lead = 0;
   const hex = (b: number) => `0x${b.toString(16).toUpperCase().padStart(2, '0')}`;
   const convert = foreignEncoding;
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (first) {
-        first = false;
-        for (const [bom, name] of FOREIGN_BOMS) {
-          if (bom.every((b, i) => chunk[i] === b)) throw encodingError(path, convert(`a ${name} byte order mark`));
-        }
-      }
-      for (const b of chunk) {
-        if (need > 0) {
-          if (b < lower || b > upper) throw encodingError(path, convert(`the byte ${hex(lead)} followed by ${hex(b)}, which is not UTF-8 (Latin-1 or Windows-1252 text?)`), line);
-          lower = 0x80;
-          upper = 0xbf;
-          need -= 1;
-          continue;
-        }
-        if (b < 0x80) {
-          if (b === 0x0a) line += 1;
-          else if (b === 0x00) throw encodingError(path, convert('a NUL byte (UTF-16 text without a byte order mark, or a binary file?)'), line);
-          continue;
-        }
-        lead = b;
-        if (b >= 0xc2 && b <= 0xdf) need = 1;
-        else if (b === 0xe0) [need, lower] = [2, 0xa0];
-        else if ((b >= 0xe1 && b <= 0xec) || b === 0xee || b === 0xef) need = 2;
-        else if (b === 0xed) [need, upper] = [2, 0x9f];
-        else if (b === 0xf0) [need, lower] = [3, 0x90];
-        else if (b >= 0xf1 && b <= 0xf3) need = 3;
-        else if (b === 0xf4) [need, upper] = [3, 0x8f];
-        else throw encodingError(path, convert(`the byte ${hex(b)}, which is not UTF-8 (Latin-1 or Windows-1252 text?)`), line);
+  for await (const chunk of byteChunks(source)) {
+    if (first) {
+      first = false;
+      for (const [bom, name] of FOREIGN_BOMS) {
+        if (bom.every((b, i) => chunk[i] === b)) throw encodingError(path, convert(`a ${name} byte order mark`));
       }
     }
-  } finally {
-    stream.destroy();
+    for (const b of chunk) {
+      if (need > 0) {
+        if (b < lower || b > upper) throw encodingError(path, convert(`the byte ${hex(lead)} followed by ${hex(b)}, which is not UTF-8 (Latin-1 or Windows-1252 text?)`), line);
+        lower = 0x80;
+        upper = 0xbf;
+        need -= 1;
+        continue;
+      }
+      if (b < 0x80) {
+        if (b === 0x0a) line += 1;
+        else if (b === 0x00) throw encodingError(path, convert('a NUL byte (UTF-16 text without a byte order mark, or a binary file?)'), line);
+        continue;
+      }
+      lead = b;
+      if (b >= 0xc2 && b <= 0xdf) need = 1;
+      else if (b === 0xe0) [need, lower] = [2, 0xa0];
+      else if ((b >= 0xe1 && b <= 0xec) || b === 0xee || b === 0xef) need = 2;
+      else if (b === 0xed) [need, upper] = [2, 0x9f];
+      else if (b === 0xf0) [need, lower] = [3, 0x90];
+      else if (b >= 0xf1 && b <= 0xf3) need = 3;
+      else if (b === 0xf4) [need, upper] = [3, 0x8f];
+      else throw encodingError(path, convert(`the byte ${hex(b)}, which is not UTF-8 (Latin-1 or Windows-1252 text?)`), line);
+    }
   }
   if (need > 0) throw encodingError(path, 'a multi-byte UTF-8 sequence cut off by the end of the file', line);
 }
 
 /**
  * Looks at the first non-blank character: `[` means a JSON array, `{` JSON Lines. Reads only
- * as much of the file as it takes to find that character.
+ * as much of the source as it takes to find that character.
  */
-export async function detectLayout(path: string): Promise<FileLayout> {
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(4096);
-    let line = 1;
-    for (let read = 0; ; read += 1) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      if (read === 0) {
-        for (const [bom, name] of FOREIGN_BOMS) {
-          if (bytesRead >= bom.length && bom.every((b, i) => buffer[i] === b)) throw encodingError(path, foreignEncoding(`a ${name} byte order mark`));
-        }
-      }
-      if (bytesRead === 0) {
-        throw new FormatError({ file: path, field: 'file', expected: 'a JSON array or JSON Lines of objects', got: 'an empty file' });
-      }
-      for (let i = 0; i < bytesRead; i += 1) {
-        const byte = buffer[i];
-        if (byte === 0x0a) line += 1;
-        if (byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) continue;
-        // A UTF-8 byte order mark (EF BB BF) is allowed at the very start.
-        if (read === 0 && i === 0 && byte === 0xef && buffer[1] === 0xbb && buffer[2] === 0xbf) {
-          i += 2;
-          continue;
-        }
-        if (byte === 0x5b) return 'json';
-        if (byte === 0x7b) return 'jsonl';
-        throw new FormatError({
-          file: `${path}:${line}`,
-          field: 'file',
-          expected: "a JSON array ('[') or JSON Lines of objects ('{')",
-          got: JSON.stringify(String.fromCharCode(byte ?? 0)),
-        });
+export async function detectLayoutFrom(source: ByteSource): Promise<FileLayout> {
+  const path = source.name;
+  let line = 1;
+  let first = true;
+  for await (const chunk of byteChunks(source, 4096)) {
+    if (first) {
+      for (const [bom, name] of FOREIGN_BOMS) {
+        if (chunk.length >= bom.length && bom.every((b, i) => chunk[i] === b)) throw encodingError(path, foreignEncoding(`a ${name} byte order mark`));
       }
     }
-  } finally {
-    await handle.close();
+    for (let i = 0; i < chunk.length; i += 1) {
+      const byte = chunk[i];
+      if (byte === 0x0a) line += 1;
+      if (byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) continue;
+      // A UTF-8 byte order mark (EF BB BF) is allowed at the very start.
+      if (first && i === 0 && byte === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) {
+        i += 2;
+        continue;
+      }
+      if (byte === 0x5b) return 'json';
+      if (byte === 0x7b) return 'jsonl';
+      throw new FormatError({
+        file: `${path}:${line}`,
+        field: 'file',
+        expected: "a JSON array ('[') or JSON Lines of objects ('{')",
+        got: JSON.stringify(String.fromCharCode(byte ?? 0)),
+      });
+    }
+    first = false;
   }
+  throw new FormatError({ file: path, field: 'file', expected: 'a JSON array or JSON Lines of objects', got: 'an empty file' });
+}
+
+/** The lines of a text stream, split at \n, \r\n or a lone \r (as Node's readline splits them). */
+async function* textLines(chunks: AsyncIterable<string>): AsyncGenerator<string> {
+  let pending = '';
+  for await (const chunk of chunks) {
+    pending += chunk;
+    let from = 0;
+    for (let i = 0; i < pending.length; i += 1) {
+      const c = pending.charCodeAt(i);
+      if (c !== 0x0a && c !== 0x0d) continue;
+      // A \r at the end of the text seen so far may be the first half of \r\n.
+      if (c === 0x0d && i === pending.length - 1) break;
+      yield pending.slice(from, i);
+      if (c === 0x0d && pending.charCodeAt(i + 1) === 0x0a) i += 1;
+      from = i + 1;
+    }
+    pending = pending.slice(from);
+  }
+  if (pending.endsWith('\r')) pending = pending.slice(0, -1);
+  if (pending !== '') yield pending;
 }
 
 /** JSON Lines, one record per non-blank line; malformed lines come back as errors. */
-export async function* scanJsonl(path: string): AsyncGenerator<ScannedRecord> {
-  await checkUtf8(path);
-  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+export async function* scanJsonl(source: ByteSource): AsyncGenerator<ScannedRecord> {
+  await checkUtf8(source);
+  const path = source.name;
   let line = 0;
-  try {
-    for await (const raw of lines) {
-      line += 1;
-      const text = line === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
-      if (text.trim() === '') continue;
-      try {
-        yield { line, value: JSON.parse(text) as unknown };
-      } catch (cause) {
-        yield { line, error: parseError(path, line, text, cause) };
-      }
+  for await (const raw of textLines(textChunks(source))) {
+    line += 1;
+    const text = line === 1 && raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
+    if (text.trim() === '') continue;
+    try {
+      yield { line, value: JSON.parse(text) as unknown };
+    } catch (cause) {
+      yield { line, error: parseError(path, line, text, cause) };
     }
-  } finally {
-    lines.close();
-    stream.destroy();
   }
 }
 
@@ -171,9 +176,9 @@ export async function* scanJsonl(path: string): AsyncGenerator<ScannedRecord> {
  * nesting, then parsed one at a time. An element that does not parse comes back as an error;
  * a file that is not an array at all, or has content after its closing `]`, throws.
  */
-export async function* scanJsonArray(path: string): AsyncGenerator<ScannedRecord> {
-  await checkUtf8(path);
-  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 });
+export async function* scanJsonArray(source: ByteSource): AsyncGenerator<ScannedRecord> {
+  await checkUtf8(source);
+  const path = source.name;
   let line = 1;
   let phase: 'start' | 'items' | 'end' = 'start';
   let collecting = false;
@@ -198,66 +203,62 @@ export async function* scanJsonArray(path: string): AsyncGenerator<ScannedRecord
     }
   };
 
-  try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      let from = collecting ? 0 : -1;
-      for (let i = 0; i < chunk.length; i += 1) {
-        const c = chunk.charCodeAt(i);
-        if (c === 0x0a) line += 1;
-        if (phase === 'start') {
-          if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0xfeff) continue;
-          if (c === 0x5b) {
-            phase = 'items';
-            continue;
-          }
-          throw structural("a JSON array ('[')", JSON.stringify(chunk[i]));
-        }
-        if (phase === 'end') {
-          if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
-          throw structural("nothing after the array's closing ']'", JSON.stringify(chunk.slice(i, i + 20)));
-        }
-        if (collecting) {
-          if (inString) {
-            if (escaped) escaped = false;
-            else if (c === 0x5c) escaped = true;
-            else if (c === 0x22) inString = false;
-            continue;
-          }
-          if (c === 0x22) inString = true;
-          else if (c === 0x7b || c === 0x5b) depth += 1;
-          else if ((c === 0x7d || c === 0x5d) && depth > 0) depth -= 1;
-          else if (depth === 0 && (c === 0x2c || c === 0x5d)) {
-            parts.push(chunk.slice(from, i));
-            const record = finish(parts.join(''));
-            parts = [];
-            from = -1;
-            afterComma = c === 0x2c;
-            if (c === 0x5d) phase = 'end';
-            yield record;
-          }
+  for await (const chunk of textChunks(source)) {
+    let from = collecting ? 0 : -1;
+    for (let i = 0; i < chunk.length; i += 1) {
+      const c = chunk.charCodeAt(i);
+      if (c === 0x0a) line += 1;
+      if (phase === 'start') {
+        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0xfeff) continue;
+        if (c === 0x5b) {
+          phase = 'items';
           continue;
         }
-        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
-        if (c === 0x5d) {
-          if (afterComma) throw structural('a value after the comma', "']' (a trailing comma)");
-          phase = 'end';
-          continue;
-        }
-        if (c === 0x2c) {
-          throw structural('a value', elements === 0 ? "',' before the first element" : "',' (an empty element)");
-        }
-        collecting = true;
-        from = i;
-        elementLine = line;
-        depth = c === 0x7b || c === 0x5b ? 1 : 0;
-        inString = c === 0x22;
-        escaped = false;
-        afterComma = false;
+        throw structural("a JSON array ('[')", JSON.stringify(chunk[i]));
       }
-      if (collecting && from >= 0) parts.push(chunk.slice(from));
+      if (phase === 'end') {
+        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+        throw structural("nothing after the array's closing ']'", JSON.stringify(chunk.slice(i, i + 20)));
+      }
+      if (collecting) {
+        if (inString) {
+          if (escaped) escaped = false;
+          else if (c === 0x5c) escaped = true;
+          else if (c === 0x22) inString = false;
+          continue;
+        }
+        if (c === 0x22) inString = true;
+        else if (c === 0x7b || c === 0x5b) depth += 1;
+        else if ((c === 0x7d || c === 0x5d) && depth > 0) depth -= 1;
+        else if (depth === 0 && (c === 0x2c || c === 0x5d)) {
+          parts.push(chunk.slice(from, i));
+          const record = finish(parts.join(''));
+          parts = [];
+          from = -1;
+          afterComma = c === 0x2c;
+          if (c === 0x5d) phase = 'end';
+          yield record;
+        }
+        continue;
+      }
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+      if (c === 0x5d) {
+        if (afterComma) throw structural('a value after the comma', "']' (a trailing comma)");
+        phase = 'end';
+        continue;
+      }
+      if (c === 0x2c) {
+        throw structural('a value', elements === 0 ? "',' before the first element" : "',' (an empty element)");
+      }
+      collecting = true;
+      from = i;
+      elementLine = line;
+      depth = c === 0x7b || c === 0x5b ? 1 : 0;
+      inString = c === 0x22;
+      escaped = false;
+      afterComma = false;
     }
-  } finally {
-    stream.destroy();
+    if (collecting && from >= 0) parts.push(chunk.slice(from));
   }
   if (phase === 'start') {
     throw new FormatError({ file: path, field: 'file', expected: "a JSON array ('[')", got: 'an empty file' });
@@ -270,19 +271,19 @@ export async function* scanJsonArray(path: string): AsyncGenerator<ScannedRecord
 }
 
 /**
- * Reads a JSON Lines file record by record, streaming. Throws a FormatError naming
- * `path:line` at the first line that is not valid JSON.
+ * Reads JSON Lines record by record, streaming. Throws a FormatError naming `name:line` at
+ * the first line that is not valid JSON.
  */
-export async function* readJsonl(path: string): AsyncGenerator<JsonRecord> {
-  for await (const record of scanJsonl(path)) {
+export async function* readJsonlFrom(source: ByteSource): AsyncGenerator<JsonRecord> {
+  for await (const record of scanJsonl(source)) {
     if (record.error) throw record.error;
     yield { line: record.line, value: record.value };
   }
 }
 
 /** Reads the elements of a top-level JSON array one by one, with the line each starts on. */
-export async function* readJsonArray(path: string): AsyncGenerator<JsonRecord> {
-  for await (const record of scanJsonArray(path)) {
+export async function* readJsonArrayFrom(source: ByteSource): AsyncGenerator<JsonRecord> {
+  for await (const record of scanJsonArray(source)) {
     if (record.error) throw record.error;
     yield { line: record.line, value: record.value };
   }

