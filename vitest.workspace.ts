@@ -13,10 +13,12 @@ const members = ['packages', 'apps'].flatMap((group) =>
     .map((name) => ({ name, dir: `${group}/${name}` })),
 );
 
-// `@peft-ts/x` -> packages/x/src/index.ts, `@peft-ts/x/node` -> packages/x/src/node.ts (the
-// Node-only entry) and `@peft-ts/x/sub` -> packages/x/src/sub/index.ts.
+// `@peft-ts/x` -> packages/x/src/index.ts and `@peft-ts/x/sub` -> packages/x/src/sub/index.ts,
+// except that a Node-only entry written as packages/x/src/node.ts serves `@peft-ts/x/node`.
 const alias = [
-  { find: /^@peft-ts\/([a-z0-9-]+)\/node$/, replacement: `${root}packages/$1/src/node.ts` },
+  ...members
+    .filter(({ dir }) => existsSync(`${root}${dir}/src/node.ts`))
+    .map(({ name, dir }) => ({ find: new RegExp(`^@peft-ts/${name}/node$`), replacement: `${root}${dir}/src/node.ts` })),
   {
     find: /^@peft-ts\/([a-z0-9-]+)\/([a-z0-9-]+)$/,
     replacement: `${root}packages/$1/src/$2/index.ts`,
