@@ -281,7 +281,7 @@ async function main() {
     });
     const model = join(everything, 'tiny-llama');
     await step("data-alpaca's README example, run as written (the model's own tokenizer, no dev packages)", async () => {
-      await writeTinyModel(model, join(everything, 'node_modules/@peft-ts/safetensors/dist/index.js'));
+      await writeTinyModel(model, join(everything, 'node_modules/@peft-ts/safetensors/dist/node.js'));
       const { out } = await run(process.execPath, ['out/data-example.mjs', model], { cwd: everything });
       check(/validation examples/.test(out), `the data-alpaca example printed:\n${out}`);
     });

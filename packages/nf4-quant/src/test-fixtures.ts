@@ -1,6 +1,6 @@
 // Paths to the golden fixtures and small readers for them, shared by this package's tests.
 import { fileURLToPath } from 'node:url';
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 
 export const FIXTURES = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
 export const BNB = `${FIXTURES}bnb/`;

@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { PeftError } from '@peft-ts/errors';
 import { writeGguf, type GgufMetadata } from '@peft-ts/gguf';
 import { loadModelConfig } from '@peft-ts/models';
-import { Checkpoint } from '@peft-ts/safetensors';
+import { Checkpoint } from '@peft-ts/safetensors/node';
 import { checkInputDir } from '@peft-ts/trainer';
 import { choiceFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';

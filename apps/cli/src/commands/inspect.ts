@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
-import { Checkpoint } from '@peft-ts/safetensors';
+import { Checkpoint } from '@peft-ts/safetensors/node';
 import { countParameters, loadModelConfig, modelLayout } from '@peft-ts/models';
 import { resolveLoraConfig } from '@peft-ts/lora';
 import { out, parse, requirePositionals } from '../args.js';

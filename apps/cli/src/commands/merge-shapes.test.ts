@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Checkpoint, writeSafetensors, type TensorSource } from '@peft-ts/safetensors';
+import { Checkpoint, writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
 import { EXIT, errorLine, exitCodeFor } from '../errors.js';
 import { merge } from './merge.js';
 import { FIXTURES } from '../testing/tiny-model.js';

@@ -3,7 +3,7 @@
 import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeSafetensors, type TensorSource } from '@peft-ts/safetensors';
+import { writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
 import { seededUniform } from '../demo/assets.js';
 import { REPO_ROOT } from '../testing/tiny-model.js';
 

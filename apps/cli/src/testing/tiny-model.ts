@@ -4,7 +4,7 @@ import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeSafetensors, type TensorSource } from '@peft-ts/safetensors';
+import { writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
 import { seededUniform } from '../demo/assets.js';
 
 /** The repository root, for fixtures and the tokenizer files that dev dependencies ship. */

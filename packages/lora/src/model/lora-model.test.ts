@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormatError } from '@peft-ts/errors';
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { loadModel, type Architecture } from '@peft-ts/models';

@@ -3,7 +3,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError, PeftError, ShapeMismatchError } from '@peft-ts/errors';
-import { Checkpoint, writeSafetensors, type TensorSource } from '@peft-ts/safetensors';
+import { Checkpoint, writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
 import { clone, fromArray, type Tensor } from '@peft-ts/tensor';
 import { countParameters, type CausalLM } from '@peft-ts/models';
 import { adapterConfigJson, moduleHyperparameters, resolveLoraConfig, selectTargetModules, type LoraConfig } from '../config/lora-config.js';

@@ -3,7 +3,7 @@
 // weights shifts every targeted layer by the quantization error. This reports that per layer.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Checkpoint } from '@peft-ts/safetensors';
+import { Checkpoint } from '@peft-ts/safetensors/node';
 import { fromArray, noGrad, tidy, type Runtime } from '@peft-ts/tensor';
 import { modelLayout, parseModelConfig } from '@peft-ts/models';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, moduleHyperparameters, resolveLoraConfig } from '@peft-ts/lora';

@@ -15,7 +15,7 @@ import {
   type DType as FileDType,
   type HostTensor,
   type TensorSource,
-} from '@peft-ts/safetensors';
+} from '@peft-ts/safetensors/node';
 import { add, fromArray, noGrad, tidy, type Runtime } from '@peft-ts/tensor';
 import { modelLayout, parseModelConfig } from '@peft-ts/models';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, moduleHyperparameters, resolveLoraConfig } from '@peft-ts/lora';

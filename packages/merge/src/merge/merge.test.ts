@@ -5,7 +5,7 @@ import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { loadModel, type Architecture } from '@peft-ts/models';

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { FormatError, UnsupportedError } from '@peft-ts/errors';
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { countParameters, loadModelConfig, modelLayout, parseModelConfig, type Architecture } from '../index.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));

@@ -1,5 +1,5 @@
 // From a Hugging Face model directory to a CausalLM on the GPU.
-import { Checkpoint } from '@peft-ts/safetensors';
+import { Checkpoint } from '@peft-ts/safetensors/node';
 import type { Runtime } from '@peft-ts/tensor';
 import { loadModelConfig, type ModelConfig } from '../config/config.js';
 import { CausalLM } from '../model/causal-lm.js';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormatError, UnsupportedError } from '@peft-ts/errors';
-import { SafetensorsFile, writeSafetensors } from '@peft-ts/safetensors';
+import { SafetensorsFile, writeSafetensors } from '@peft-ts/safetensors/node';
 import { backward, fromArray, onesLike, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { generate, loadModel, type Architecture } from '../index.js';

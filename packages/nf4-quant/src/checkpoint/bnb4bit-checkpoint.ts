@@ -4,7 +4,7 @@
 import { copyFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
-import { Checkpoint, writeCheckpoint, type HostTensor, type TensorInfo, type TensorSource } from '@peft-ts/safetensors';
+import { Checkpoint, writeCheckpoint, type HostTensor, type TensorInfo, type TensorSource } from '@peft-ts/safetensors/node';
 import type { Quantized4bit } from '../quantize/types.js';
 import {
   parseQuantStateKey,
@@ -13,7 +13,7 @@ import {
   readQuantized4bit,
 } from '../serialize/quant-state.js';
 import { parseQuantizationConfig, type BnbQuantizationConfig } from '../serialize/quantization-config.js';
-import { writeDirAtomically } from '@peft-ts/safetensors';
+import { writeDirAtomically } from '@peft-ts/safetensors/node';
 import { quantizedConfigText, readConfigJson } from './config-json.js';
 
 /** An open bitsandbytes 4-bit checkpoint directory; tensors are read on demand. */

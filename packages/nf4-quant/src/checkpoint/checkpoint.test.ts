@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PeftError } from '@peft-ts/errors';
-import { Checkpoint, bf16ToF32 } from '@peft-ts/safetensors';
+import { Checkpoint, bf16ToF32 } from '@peft-ts/safetensors/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Bnb4bitCheckpoint,

@@ -3,7 +3,7 @@
 import { copyFile, readdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { DTypeError, PeftError } from '@peft-ts/errors';
-import { Checkpoint, writeCheckpoint, type HostTensor, type TensorSource } from '@peft-ts/safetensors';
+import { Checkpoint, writeCheckpoint, type HostTensor, type TensorSource } from '@peft-ts/safetensors/node';
 import { DYNAMIC_MAP_SIGNED } from '../codes/dynamic-map.js';
 import { quantMapTable, type QuantType } from '../codes/four-bit-codes.js';
 import { widenInput } from '../quantize/input.js';
@@ -11,7 +11,7 @@ import { checkBlocksize, checkQuantType, computeAbsmax, nestAbsmax, quantize } f
 import type { Quantized4bit, QuantizeInput, SourceDType } from '../quantize/types.js';
 import { quantStateJson, quantStateKey } from '../serialize/quant-state.js';
 import { defaultQuantizationConfig } from '../serialize/quantization-config.js';
-import { checkOutputDir, writeDirAtomically } from '@peft-ts/safetensors';
+import { checkOutputDir, writeDirAtomically } from '@peft-ts/safetensors/node';
 import { quantizedConfigText, readConfigJson } from './config-json.js';
 import { CONV1D_MODEL_TYPES, isQuantizableWeight, type TensorMeta } from './select-weights.js';
 

@@ -4,7 +4,7 @@
 // bitsandbytes Linear4bit fixtures.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DTypeError, ShapeMismatchError } from '@peft-ts/errors';
-import { SafetensorsFile, f16ToF32, f32ToF16 } from '@peft-ts/safetensors';
+import { SafetensorsFile, f16ToF32, f32ToF16 } from '@peft-ts/safetensors/node';
 import { backward, fromArray, linear, tidy, type Runtime, type Tensor } from '@peft-ts/tensor';
 import { TOL, assertClose, gradCheck, randn, testRuntime } from '@peft-ts/tensor/testing';
 import { dequantize, quantize, readQuantized4bit, type Quantized4bit, type QuantType } from '../index.js';

@@ -3,7 +3,7 @@
 // the NF4 error against the f32 model, and about 4.13 bits per parameter in GPU memory.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { loadModel, loadModelConfig, modelLayout, type CausalLM, type Linear, type LinearLoadHook } from '@peft-ts/models';

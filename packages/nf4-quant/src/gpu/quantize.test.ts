@@ -4,7 +4,7 @@
 // quantized weight takes in the runtime's accounting.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DTypeError, ShapeMismatchError, UnsupportedError } from '@peft-ts/errors';
-import { SafetensorsFile, f32ToBf16, f32ToF16 } from '@peft-ts/safetensors';
+import { SafetensorsFile, f32ToBf16, f32ToF16 } from '@peft-ts/safetensors/node';
 import { fromArray, type DType, type Runtime } from '@peft-ts/tensor';
 import { randn, rng, testRuntime } from '@peft-ts/tensor/testing';
 import { BLOCKSIZES, dequantize, quantize, quantizedBytes, type Quantized4bit, type QuantType, type QuantizeInput } from '../index.js';

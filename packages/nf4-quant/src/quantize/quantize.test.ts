@@ -16,7 +16,7 @@ import {
   type QuantType,
 } from '../index.js';
 import { BNB, BNB4BIT_FILE, INPUTS, bits, countDiff } from '../test-fixtures.js';
-import { SafetensorsFile as File } from '@peft-ts/safetensors';
+import { SafetensorsFile as File } from '@peft-ts/safetensors/node';
 
 interface Case {
   input: (typeof INPUTS)[number];

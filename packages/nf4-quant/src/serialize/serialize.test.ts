@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
-import { SafetensorsFile, serializeSafetensors, type TensorSource } from '@peft-ts/safetensors';
+import { SafetensorsFile, serializeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   PyFloat,

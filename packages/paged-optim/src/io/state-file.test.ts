@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError } from '@peft-ts/errors';
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import type { Runtime, Tensor } from '@peft-ts/tensor';
 import { randn, testRuntime } from '@peft-ts/tensor/testing';
 import { AdamW, SGD, STATE_JSON_FILE, STATE_TENSORS_FILE, type GroupBase, type Optimizer } from '../index.js';

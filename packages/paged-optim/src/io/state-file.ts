@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
-import { SafetensorsFile, writeSafetensors, type TensorSource } from '@peft-ts/safetensors';
+import { SafetensorsFile, writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
 
 export const STATE_FORMAT = 'peft-ts-optimizer-state';
 export const STATE_VERSION = 1;

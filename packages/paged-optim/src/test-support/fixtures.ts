@@ -1,6 +1,6 @@
 // Test helpers: fixed parameters and per-step gradients fed straight into `p.grad`, and the
 // hf-tiny LoRA fixture (initial adapter weights and the first step's gradients) PyTorch saved.
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { empty, fromArray, type KernelSpec, type Runtime, type Tensor } from '@peft-ts/tensor';
 import { randn } from '@peft-ts/tensor/testing';
 

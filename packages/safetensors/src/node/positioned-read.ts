@@ -1,7 +1,6 @@
 // Reads a byte range of an open file with positioned reads, in chunks below the 2 GiB a single
 // read may move, so tensors of any size load without reading the rest of the file.
 import type { FileHandle } from 'node:fs/promises';
-import { FormatError } from '@peft-ts/errors';
 
 /** Largest single read by default: well below the 2 GiB a single read call may move. */
 export const DEFAULT_READ_CHUNK_BYTES = 1 << 30;
@@ -15,27 +14,16 @@ export function checkChunkBytes(chunkBytes: number): number {
 }
 
 /**
- * Fills `target` from `position` on. A read that comes back short (the file shrank since its
- * header was checked) is reported against `field`.
+ * `length` bytes from `position` in a buffer of their own, read `chunkBytes` at a time. A file
+ * that ends first (it shrank after it was opened) gives the bytes read so far.
  */
-export async function readAt(
-  handle: FileHandle,
-  target: Uint8Array,
-  position: number,
-  chunkBytes: number,
-  where: { file: string; field: string },
-): Promise<void> {
+export async function readAt(handle: FileHandle, position: number, length: number, chunkBytes: number): Promise<Uint8Array> {
+  const target = new Uint8Array(length);
   let done = 0;
-  while (done < target.byteLength) {
-    const length = Math.min(chunkBytes, target.byteLength - done);
-    const { bytesRead } = await handle.read(target, done, length, position + done);
-    if (bytesRead === 0) {
-      throw new FormatError({
-        ...where,
-        expected: `${target.byteLength} bytes at file offset ${position}`,
-        got: `end of file after ${done} bytes (the file was truncated after it was opened)`,
-      });
-    }
+  while (done < length) {
+    const { bytesRead } = await handle.read(target, done, Math.min(chunkBytes, length - done), position + done);
+    if (bytesRead === 0) return target.subarray(0, done);
     done += bytesRead;
   }
+  return target;
 }

@@ -3,9 +3,10 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeAt, writeAtomically } from './atomic-file.js';
-import { shardIndexJson } from './index-json.js';
-import type { TensorSource } from './tensor-source.js';
-import { collectSources, describeSources, writeSafetensors } from './write-safetensors.js';
+import { shardIndexJson } from '../write/index-json.js';
+import type { TensorSource } from '../write/tensor-source.js';
+import { collectSources, describeSources } from '../write/write-safetensors.js';
+import { writeSafetensors } from './write-safetensors-file.js';
 
 /** transformers' default `max_shard_size` ("5GB"). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;

@@ -1,19 +1,26 @@
-// A model checkpoint: one .safetensors file or a directory holding one, or shards listed by a
+// A model checkpoint: one .safetensors file or a tree holding one, or shards listed by a
 // `*.safetensors.index.json`; every shard is opened and checked against the index up front.
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
 import type { HostTensor } from '../format/dtype.js';
 import { compareCodePoints, tensorField, type TensorInfo } from '../format/header.js';
+import { joinTreePath, readText, treeDirname, type ByteSource, type FileTree } from '../io/byte-source.js';
 import type { TensorSource } from '../write/tensor-source.js';
 import { parseShardIndex } from './index-file.js';
-import { SafetensorsFile, type OpenOptions } from './safetensors-file.js';
+import { SafetensorsFile } from './safetensors-file.js';
+
+export interface CheckpointOpenOptions {
+  /**
+   * The file of the tree to open (a `.safetensors` file or a `*.safetensors.index.json`),
+   * instead of picking one the way transformers does.
+   */
+  file?: string;
+}
 
 const SINGLE_NAME = 'model.safetensors';
 const INDEX_NAME = 'model.safetensors.index.json';
 
 export class Checkpoint {
-  /** Paths of the .safetensors files, sorted. */
+  /** Paths (source names) of the .safetensors files, sorted. */
   readonly files: string[];
   /** The `__metadata__` of the single file, or of the first shard. */
   readonly metadata: Record<string, string> | undefined;
@@ -24,7 +31,7 @@ export class Checkpoint {
   readonly #owner: Map<string, SafetensorsFile>;
   readonly #shards: SafetensorsFile[];
 
-  private constructor(
+  protected constructor(
     shards: SafetensorsFile[],
     owner: Map<string, SafetensorsFile>,
     index?: { file: string; totalSize: number | undefined },
@@ -38,19 +45,25 @@ export class Checkpoint {
   }
 
   /**
-   * Opens a .safetensors file, an index .json, or a directory. In a directory the order is the
-   * one transformers uses: `model.safetensors`, then `model.safetensors.index.json`, then a
-   * lone `*.safetensors.index.json` or a lone `*.safetensors`.
+   * Opens one .safetensors source, or a tree. In a tree the order is the one transformers uses:
+   * `model.safetensors`, then `model.safetensors.index.json`, then a lone
+   * `*.safetensors.index.json` or a lone `*.safetensors` (or `options.file` when given).
    */
-  static async open(pathOrDir: string, options: OpenOptions = {}): Promise<Checkpoint> {
-    const info = await stat(pathOrDir);
-    let target = pathOrDir;
-    if (info.isDirectory()) target = await pickInDirectory(pathOrDir);
-    if (target.endsWith('.json')) {
-      const { shards, owner, index } = await openSharded(target, options);
+  static async open(target: FileTree | ByteSource, options: CheckpointOpenOptions = {}): Promise<Checkpoint> {
+    if (!isTree(target)) {
+      const file = await SafetensorsFile.open(target);
+      return new Checkpoint([file], new Map(file.names().map((n) => [n, file])));
+    }
+    const name = options.file ?? (await pickInTree(target));
+    if (name.endsWith('.json')) {
+      const { shards, owner, index } = await openSharded(target, name);
       return new Checkpoint(shards, owner, index);
     }
-    const file = await SafetensorsFile.open(target, options);
+    const source = await target.open(name);
+    if (!source) {
+      throw new FormatError({ file: target.name, field: name, expected: 'a .safetensors file of that name', got: 'no such file' });
+    }
+    const file = await SafetensorsFile.open(source);
     return new Checkpoint([file], new Map(file.names().map((n) => [n, file])));
   }
 
@@ -113,17 +126,24 @@ export class Checkpoint {
   }
 }
 
-async function pickInDirectory(dir: string): Promise<string> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  const files = entries.filter((e) => e.isFile()).map((e) => e.name);
-  if (files.includes(SINGLE_NAME)) return join(dir, SINGLE_NAME);
-  if (files.includes(INDEX_NAME)) return join(dir, INDEX_NAME);
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+function isTree(target: FileTree | ByteSource): target is FileTree {
+  return typeof (target as Partial<FileTree>).list === 'function';
+}
+
+async function pickInTree(tree: FileTree): Promise<string> {
+  const files = (await tree.list()).filter((name) => !name.includes('/'));
+  if (files.includes(SINGLE_NAME)) return SINGLE_NAME;
+  if (files.includes(INDEX_NAME)) return INDEX_NAME;
   const indexes = files.filter((f) => f.endsWith('.safetensors.index.json'));
-  if (indexes.length === 1 && indexes[0] !== undefined) return join(dir, indexes[0]);
+  if (indexes.length === 1 && indexes[0] !== undefined) return indexes[0];
   const singles = files.filter((f) => f.endsWith('.safetensors'));
-  if (indexes.length === 0 && singles.length === 1 && singles[0] !== undefined) return join(dir, singles[0]);
+  if (indexes.length === 0 && singles.length === 1 && singles[0] !== undefined) return singles[0];
   throw new FormatError({
-    file: dir,
+    file: tree.name,
     field: 'checkpoint directory',
     expected: `${SINGLE_NAME}, ${INDEX_NAME}, or exactly one *.safetensors.index.json or *.safetensors file`,
     got: [...indexes, ...singles].length ? [...indexes, ...singles].sort(compareCodePoints).join(', ') : 'none of them',
@@ -136,9 +156,10 @@ interface OpenedShards {
   index: { file: string; totalSize: number | undefined };
 }
 
-async function openSharded(indexPath: string, options: OpenOptions): Promise<OpenedShards> {
-  const index = parseShardIndex(await readFile(indexPath, 'utf8'), indexPath);
-  const dir = dirname(indexPath);
+async function openSharded(tree: FileTree, indexName: string): Promise<OpenedShards> {
+  const indexPath = `${tree.name}/${indexName}`;
+  const index = parseShardIndex(await readText(tree, indexName), indexPath);
+  const dir = treeDirname(indexName);
   const byShard = new Map<string, string[]>();
   for (const [name, shard] of index.weightMap) {
     const names = byShard.get(shard);
@@ -147,26 +168,25 @@ async function openSharded(indexPath: string, options: OpenOptions): Promise<Ope
   }
   const shardNames = [...byShard.keys()].sort(compareCodePoints);
 
+  const sources: ByteSource[] = [];
   for (const shard of shardNames) {
-    const path = join(dir, shard);
-    const exists = await stat(path).then(
-      (s) => s.isFile(),
-      () => false,
-    );
-    if (!exists) {
+    const source = await tree.open(joinTreePath(dir, shard));
+    if (!source) {
+      for (const s of sources) await s.close?.();
       const first = byShard.get(shard)?.[0] ?? '';
       throw new FormatError({
         file: indexPath,
         field: `weight_map[${JSON.stringify(first)}]`,
         expected: 'a shard file that exists beside the index',
-        got: `${JSON.stringify(shard)}, which is missing (${path}); ${byShard.get(shard)?.length ?? 0} tensors map to it`,
+        got: `${JSON.stringify(shard)}, which is missing (${tree.name}/${joinTreePath(dir, shard)}); ${byShard.get(shard)?.length ?? 0} tensors map to it`,
       });
     }
+    sources.push(source);
   }
 
   const opened: SafetensorsFile[] = [];
   try {
-    for (const shard of shardNames) opened.push(await SafetensorsFile.open(join(dir, shard), options));
+    for (const source of sources) opened.push(await SafetensorsFile.open(source));
     const byPath = new Map(shardNames.map((shard, i) => [shard, opened[i]]));
     const owner = new Map<string, SafetensorsFile>();
     for (const [name, shard] of index.weightMap) {
@@ -176,7 +196,7 @@ async function openSharded(indexPath: string, options: OpenOptions): Promise<Ope
         throw new FormatError({
           file: file.path,
           field: tensorField(name),
-          expected: `the tensor, since ${basename(indexPath)} maps it to this shard`,
+          expected: `the tensor, since ${baseName(indexPath)} maps it to this shard`,
           got: 'no such tensor in the shard',
         });
       }
@@ -189,7 +209,7 @@ async function openSharded(indexPath: string, options: OpenOptions): Promise<Ope
         throw new FormatError({
           file: file.path,
           field: tensorField(name),
-          expected: `only tensors that ${basename(indexPath)} maps to ${JSON.stringify(basename(file.path))}`,
+          expected: `only tensors that ${baseName(indexPath)} maps to ${JSON.stringify(baseName(file.path))}`,
           got: mapped === undefined ? 'a tensor the index does not list' : `a tensor the index maps to ${JSON.stringify(mapped)}`,
         });
       }
@@ -197,6 +217,8 @@ async function openSharded(indexPath: string, options: OpenOptions): Promise<Ope
     return { shards: opened, owner, index: { file: indexPath, totalSize: index.totalSize } };
   } catch (error) {
     await Promise.all(opened.map((f) => f.close()));
+    // A source that failed to open was closed by SafetensorsFile.open; the ones after it never opened.
+    for (const s of sources.slice(opened.length + 1)) await s.close?.();
     throw error;
   }
 }

@@ -4,7 +4,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Checkpoint, SafetensorsFile, writeSafetensors } from '../index.js';
+import { Checkpoint, SafetensorsFile, writeSafetensors } from '../node/index.js';
 
 let tmp = '';
 let path = '';

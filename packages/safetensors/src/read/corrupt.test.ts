@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError } from '@peft-ts/errors';
-import { Checkpoint, parseSafetensorsHeader, SafetensorsFile, serializeSafetensors, writeCheckpoint, writeSafetensors } from '../index.js';
+import { Checkpoint, parseSafetensorsHeader, SafetensorsFile, serializeSafetensors, writeCheckpoint, writeSafetensors } from '../node/index.js';
 
 let tmp = '';
 beforeAll(async () => {

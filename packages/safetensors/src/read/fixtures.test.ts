@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
-import { Checkpoint, DTYPE_SIZE, f32ToBf16, parseSafetensorsHeader, SafetensorsFile } from '../index.js';
+import { Checkpoint, DTYPE_SIZE, f32ToBf16, parseSafetensorsHeader, SafetensorsFile } from '../node/index.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/', import.meta.url));
 const fixtureFiles = ['hf-tiny', 'bnb']

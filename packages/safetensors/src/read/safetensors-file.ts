@@ -1,63 +1,53 @@
 // One open .safetensors file: the header is read and validated on open, and each tensor's
-// bytes are fetched on demand with positioned reads, so the file is never read whole.
-import { open, type FileHandle } from 'node:fs/promises';
+// bytes are fetched on demand from its ByteSource, so the file is never read whole.
 import { DTypeError, FormatError, PeftError, UnsupportedError } from '@peft-ts/errors';
 import { bf16ToF32, f16ToF32 } from '../convert/half-float.js';
 import { DTYPE_SIZE, viewAs, type HostTensor } from '../format/dtype.js';
 import { decodeHeader, readHeaderLength, tensorField, type TensorInfo } from '../format/header.js';
+import type { ByteSource } from '../io/byte-source.js';
 import type { TensorSource } from '../write/tensor-source.js';
-import { checkChunkBytes, DEFAULT_READ_CHUNK_BYTES, readAt } from './positioned-read.js';
-
-export interface OpenOptions {
-  /** Largest single positioned read in bytes (default 1 GiB, at most just under 2 GiB). */
-  readChunkBytes?: number;
-}
 
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export class SafetensorsFile {
+  /** The source's name: the file's path when opened from disk. */
   readonly path: string;
   readonly metadata: Record<string, string> | undefined;
   /** Length of the JSON header in bytes (the value of the 8-byte prefix). */
   readonly headerLength: number;
   /** Size of the whole file in bytes. */
   readonly fileSize: number;
-  readonly #handle: FileHandle;
+  readonly #source: ByteSource;
   readonly #tensors: Map<string, TensorInfo>;
-  readonly #chunkBytes: number;
   #closed = false;
 
-  private constructor(
-    path: string,
-    handle: FileHandle,
-    fileSize: number,
+  protected constructor(
+    source: ByteSource,
     header: { headerLength: number; metadata?: Record<string, string>; tensors: TensorInfo[] },
-    chunkBytes: number,
   ) {
-    this.path = path;
-    this.#handle = handle;
-    this.fileSize = fileSize;
+    this.path = source.name;
+    this.#source = source;
+    this.fileSize = source.size;
     this.headerLength = header.headerLength;
     this.metadata = header.metadata;
     this.#tensors = new Map(header.tensors.map((t) => [t.name, t]));
-    this.#chunkBytes = chunkBytes;
   }
 
-  /** Opens `path`, reads and validates its header; tensor bytes stay on disk until asked for. */
-  static async open(path: string, options: OpenOptions = {}): Promise<SafetensorsFile> {
-    const chunkBytes = checkChunkBytes(options.readChunkBytes ?? DEFAULT_READ_CHUNK_BYTES);
-    const handle = await open(path, 'r');
+  /**
+   * Reads and validates the header of `source`; tensor bytes stay where they are until asked
+   * for. The file owns the source from then on: close() closes it, as does a failed open.
+   */
+  static async open(source: ByteSource): Promise<SafetensorsFile> {
     try {
-      const { size } = await handle.stat();
+      const size = source.size;
       const prefix = new Uint8Array(8);
-      if (size >= 8) await readAt(handle, prefix, 0, chunkBytes, { file: path, field: 'header length' });
-      const headerLength = readHeaderLength(prefix, size, path);
-      const json = new Uint8Array(headerLength);
-      await readAt(handle, json, 8, chunkBytes, { file: path, field: 'header' });
-      const header = decodeHeader(json, size - 8 - headerLength, path);
-      return new SafetensorsFile(path, handle, size, header, chunkBytes);
+      if (size >= 8) prefix.set(await readExactly(source, 0, 8, 'header length'));
+      const headerLength = readHeaderLength(prefix, size, source.name);
+      const json = await readExactly(source, 8, headerLength, 'header');
+      const header = decodeHeader(json, size - 8 - headerLength, source.name);
+      return new SafetensorsFile(source, header);
     } catch (error) {
-      await handle.close();
+      await source.close?.();
       throw error;
     }
   }
@@ -96,9 +86,7 @@ export class SafetensorsFile {
     if (this.#closed) {
       throw new PeftError('CLOSED', `${this.path}: cannot read ${tensorField(name)}: the file was closed`);
     }
-    const bytes = new Uint8Array(info.byteLength);
-    await readAt(this.#handle, bytes, info.offset, this.#chunkBytes, { file: this.path, field: tensorField(name) });
-    return bytes;
+    return readExactly(this.#source, info.offset, info.byteLength, tensorField(name));
   }
 
   /** A tensor decoded to the typed array of its dtype (see HostTensor). */
@@ -128,8 +116,23 @@ export class SafetensorsFile {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#handle.close();
+    await this.#source.close?.();
   }
+}
+
+/** `length` bytes at `offset`; a short read (the source shrank after opening) is reported against `field`. */
+async function readExactly(source: ByteSource, offset: number, length: number, field: string): Promise<Uint8Array> {
+  if (length === 0) return new Uint8Array(0);
+  const bytes = await source.read(offset, length);
+  if (bytes.byteLength !== length) {
+    throw new FormatError({
+      file: source.name,
+      field,
+      expected: `${length} bytes at file offset ${offset}`,
+      got: `end of file after ${bytes.byteLength} bytes (the file was truncated after it was opened)`,
+    });
+  }
+  return bytes;
 }
 
 export function toF32(tensor: HostTensor, op: string): Float32Array {

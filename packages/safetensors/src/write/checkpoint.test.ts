@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Checkpoint, writeCheckpoint, type TensorSource } from '../index.js';
+import { Checkpoint, writeCheckpoint, type TensorSource } from '../node/index.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/', import.meta.url));
 let tmp = '';

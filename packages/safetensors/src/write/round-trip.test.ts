@@ -15,7 +15,7 @@ import {
   writeCheckpoint,
   writeSafetensors,
   type TensorSource,
-} from '../index.js';
+} from '../node/index.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/', import.meta.url));
 const fixtureFiles = ['hf-tiny', 'bnb']

@@ -1,9 +1,9 @@
-// Writing .safetensors files: the header as the reference writer lays it out, then each
-// tensor's bytes streamed in turn into a temporary file that is renamed into place.
+// Serialising .safetensors files: the header as the reference writer lays it out, then each
+// tensor's bytes in file order, into memory or a WritableTree.
 import { DTypeError, FormatError } from '@peft-ts/errors';
 import { DTYPE_ARRAY, DTYPE_SIZE, DTYPES, isDType } from '../format/dtype.js';
 import { encodeHeader, shown, tensorField, type HeaderEntry } from '../format/header.js';
-import { writeAt, writeAtomically } from './atomic-file.js';
+import type { WritableTree } from '../io/byte-source.js';
 import type { TensorData, TensorSource } from './tensor-source.js';
 
 export interface WriteOptions {
@@ -82,7 +82,7 @@ export function dataBytes(entry: HeaderEntry, data: unknown, file: string): Uint
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-function checkMetadata(metadata: unknown, file: string): Record<string, string> | undefined {
+export function checkMetadata(metadata: unknown, file: string): Record<string, string> | undefined {
   if (metadata === undefined) return undefined;
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
     throw new FormatError({ file, field: METADATA_KEY, expected: 'an object of string values', got: shown(metadata) });
@@ -93,31 +93,6 @@ function checkMetadata(metadata: unknown, file: string): Record<string, string> 
     }
   }
   return metadata as Record<string, string>;
-}
-
-/**
- * Writes a .safetensors file atomically. The descriptors are gathered first (the header needs
- * every shape up front); then each tensor's data, lazy functions included, is fetched and
- * written one at a time in file order.
- */
-export async function writeSafetensors(
-  path: string,
-  tensors: Iterable<TensorSource> | AsyncIterable<TensorSource>,
-  options: WriteOptions = {},
-): Promise<void> {
-  const sources = await collectSources(tensors);
-  const metadata = checkMetadata(options.metadata, path);
-  const entries = describeSources(sources, path);
-  const header = encodeHeader(entries, metadata);
-  await writeAtomically(path, async (handle) => {
-    await writeAt(handle, header.bytes, 0);
-    const dataStart = header.bytes.byteLength;
-    for (const entry of header.layout) {
-      const { source } = entry;
-      const data: TensorData = typeof source.data === 'function' ? await source.data() : source.data;
-      await writeAt(handle, dataBytes(entry, data, path), dataStart + entry.begin);
-    }
-  });
 }
 
 /** The bytes of a .safetensors file, in memory; every tensor's data must be given eagerly. */
@@ -141,4 +116,27 @@ export function serializeSafetensors(tensors: readonly TensorSource[], options: 
     out.set(dataBytes(entry, data, file), header.bytes.byteLength + entry.begin);
   }
   return out;
+}
+
+/**
+ * Serialises `tensors` (lazy data included, fetched one at a time) and writes the bytes as
+ * `name` in `tree`. The whole file is built in memory first; for files larger than memory use
+ * the streaming writer of `@peft-ts/safetensors/node`.
+ */
+export async function writeSafetensorsTo(
+  tree: WritableTree,
+  name: string,
+  tensors: Iterable<TensorSource> | AsyncIterable<TensorSource>,
+  options: WriteOptions = {},
+): Promise<Uint8Array> {
+  const sources = await collectSources(tensors);
+  describeSources(sources, name);
+  const eager: TensorSource[] = [];
+  for (const source of sources) {
+    const data: TensorData = typeof source.data === 'function' ? await source.data() : source.data;
+    eager.push({ ...source, data });
+  }
+  const bytes = serializeSafetensors(eager, options);
+  await tree.write(name, bytes);
+  return bytes;
 }

@@ -6,7 +6,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import type { Tensor } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { loadModel } from '@peft-ts/models';

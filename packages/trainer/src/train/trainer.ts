@@ -4,7 +4,7 @@
 import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeftError } from '@peft-ts/errors';
-import { writeDirAtomically } from '@peft-ts/safetensors';
+import { writeDirAtomically } from '@peft-ts/safetensors/node';
 import { add, backward, causalLmLoss, fromArray, noGrad, tidy, type Tensor } from '@peft-ts/tensor';
 import type { CausalLM } from '@peft-ts/models';
 import type { LoraModel } from '@peft-ts/lora';
