@@ -6,10 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FormatError } from '@peft-ts/errors';
+import { memoryTree } from '@peft-ts/safetensors';
 import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import type { Runtime, Tensor } from '@peft-ts/tensor';
 import { randn, testRuntime } from '@peft-ts/tensor/testing';
 import { AdamW, SGD, STATE_JSON_FILE, STATE_TENSORS_FILE, type GroupBase, type Optimizer } from '../index.js';
+import { loadOptimizerState, saveOptimizerState } from '../node.js';
 import { gradFor, param, setGrad } from '../test-support/fixtures.js';
 
 const SHAPES = [[7, 13], [4099], [3, 257], [1]];
@@ -45,8 +47,11 @@ describe('optimizer state files', () => {
     return out;
   }
 
-  /** Runs 10 steps straight, and 5 + save + load into a new optimizer + 5; both must agree exactly. */
-  async function resumeEqualsUninterrupted(make: (ps: Tensor[], resumed: boolean) => Optimizer<GroupBase>, sub: string): Promise<void> {
+  /**
+   * Runs 10 steps straight, and 5 + save + load into a new optimizer + 5; both must agree exactly.
+   * The state goes through the directory `sub`, or through a tree in memory when `sub` is null.
+   */
+  async function resumeEqualsUninterrupted(make: (ps: Tensor[], resumed: boolean) => Optimizer<GroupBase>, sub: string | null): Promise<void> {
     const a = fresh(300);
     const straight = make(a, false);
     await steps(straight, a, 0, 10);
@@ -55,11 +60,14 @@ describe('optimizer state files', () => {
     const b = fresh(300);
     const first = make(b, false);
     await steps(first, b, 0, 5);
-    const at = join(dir, sub);
-    await first.saveState(at);
+    const memory = memoryTree('checkpoint');
+    const at = sub === null ? null : join(dir, sub);
+    if (at === null) await first.saveStateTo(memory);
+    else await saveOptimizerState(first, at);
     first.dispose();
     const resumed = make(b, true);
-    await resumed.loadState(at);
+    if (at === null) await resumed.loadStateFrom(memory);
+    else await loadOptimizerState(resumed, at);
     for (const p of b) expect(resumed.stepCount(p)).toBe(5);
     await steps(resumed, b, 5, 10);
     const got = await snapshot(resumed, b);
@@ -71,7 +79,7 @@ describe('optimizer state files', () => {
 
   it('AdamW with two parameter groups: save -> load -> continue equals uninterrupted, hyperparameters restored', async () => {
     await resumeEqualsUninterrupted((ps, resumed) => {
-      // The resumed optimizer starts with other settings: loadState brings the saved ones back.
+      // The resumed optimizer starts with other settings: loading brings the saved ones back.
       const lr = resumed ? 0.5 : 1e-2;
       return new AdamW(
         [
@@ -105,6 +113,31 @@ describe('optimizer state files', () => {
     await file.close();
   });
 
+  it('8-bit AdamW state kept in a memory tree (as a browser keeps it) continues exactly, and reads like the files on disk', async () => {
+    await resumeEqualsUninterrupted((ps) => new AdamW(ps, { lr: 1e-3, bits: 8 }), null);
+    const ps = fresh(7);
+    const opt = new AdamW(ps, { lr: 1e-3, bits: 8 });
+    await steps(opt, ps, 0, 2);
+    const at = join(dir, 'memory-vs-disk');
+    await saveOptimizerState(opt, at);
+    const fromDisk = memoryTree('copied', {
+      [STATE_JSON_FILE]: await readFile(join(at, STATE_JSON_FILE), 'utf8'),
+      [STATE_TENSORS_FILE]: new Uint8Array(await readFile(join(at, STATE_TENSORS_FILE))),
+    });
+    const others = fresh(7);
+    const copy = new AdamW(others, { lr: 1e-3, bits: 8 });
+    await copy.loadStateFrom(fromDisk);
+    for (const [i, p] of ps.entries()) {
+      const theirs = await copy.readState(others[i] ?? p);
+      const mine = await opt.readState(p);
+      expect(Object.keys(theirs)).toEqual(Object.keys(mine));
+      for (const [k, v] of Object.entries(mine)) expect(Buffer.compare(bytesOf(theirs[k] ?? new Uint8Array()), bytesOf(v)), `${i}.${k}`).toBe(0);
+    }
+    await expect(copy.loadStateFrom(memoryTree('empty'))).rejects.toThrow(/^empty\/optimizer\.json: \(file\): expected an optimizer state JSON, got no such file$/);
+    opt.dispose();
+    copy.dispose();
+  });
+
   it('SGD with momentum: save -> load -> continue equals uninterrupted', async () => {
     await resumeEqualsUninterrupted((ps) => new SGD(ps, { lr: 0.05, momentum: 0.9, dampening: 0.1 }), 'sgd');
   });
@@ -114,8 +147,8 @@ describe('optimizer state files', () => {
     const opt = new AdamW(ps);
     await steps(opt, ps, 0, 1);
     const at = join(dir, 'atomic');
-    await opt.saveState(at);
-    await opt.saveState(at);
+    await saveOptimizerState(opt, at);
+    await saveOptimizerState(opt, at);
     expect((await readdir(at)).sort()).toEqual([STATE_JSON_FILE, STATE_TENSORS_FILE].sort());
     opt.dispose();
   });
@@ -125,17 +158,17 @@ describe('optimizer state files', () => {
     const opt = new AdamW(ps);
     await steps(opt, ps, 0, 2);
     const at = join(dir, 'shapes');
-    await opt.saveState(at);
+    await saveOptimizerState(opt, at);
     const other = new AdamW([param(rt, randn(20, 2), [5, 4])]);
-    const error: unknown = await other.loadState(at).catch((e: unknown) => e);
+    const error: unknown = await loadOptimizerState(other, at).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FormatError);
     expect((error as Error).message).toMatch(/tensor "state\.0\.exp_avg": expected F32 \[5, 4\] for parameter 0 of shape \[5, 4\], got F32 \[4, 5\]/);
     // A different number of parameters is caught before any tensor is read.
     const more = new AdamW([param(rt, randn(20, 3), [4, 5]), param(rt, randn(3, 4), [3])]);
-    await expect(more.loadState(at)).rejects.toThrow(/paramGroups\[0\]\.params: expected \[0,1\], got \[0\]/);
+    await expect(loadOptimizerState(more, at)).rejects.toThrow(/paramGroups\[0\]\.params: expected \[0,1\], got \[0\]/);
     // 8-bit state does not load into a 32-bit optimizer.
     const eight = new AdamW([param(rt, randn(20, 5), [4, 5])], { bits: 8 });
-    await expect(eight.loadState(at)).rejects.toThrow(/settings\.bits: expected 8, got 32/);
+    await expect(loadOptimizerState(eight, at)).rejects.toThrow(/settings\.bits: expected 8, got 32/);
     for (const o of [opt, other, more, eight]) o.dispose();
   });
 
@@ -145,11 +178,11 @@ describe('optimizer state files', () => {
     await steps(opt, ps, 0, 1);
     const a = join(dir, 'mix-a');
     const b = join(dir, 'mix-b');
-    await opt.saveState(a);
-    await opt.saveState(b);
+    await saveOptimizerState(opt, a);
+    await saveOptimizerState(opt, b);
     await writeFile(join(a, STATE_JSON_FILE), await readFile(join(b, STATE_JSON_FILE)));
-    await expect(opt.loadState(a)).rejects.toThrow(/__metadata__\.stateId: expected [0-9a-f]+ \(the stateId of/);
-    await expect(opt.loadState(join(dir, 'nowhere'))).rejects.toThrow(/optimizer\.json: \(file\): expected an optimizer state JSON, got no such file/);
+    await expect(loadOptimizerState(opt, a)).rejects.toThrow(/__metadata__\.stateId: expected [0-9a-f]+ \(the stateId of/);
+    await expect(loadOptimizerState(opt, join(dir, 'nowhere'))).rejects.toThrow(/optimizer\.json: \(file\): expected an optimizer state JSON, got no such file/);
     opt.dispose();
   });
 });

@@ -1,10 +1,8 @@
-// Optimizer state on disk: `optimizer.safetensors` (the state tensors, PyTorch/bitsandbytes
-// names) and `optimizer.json` (hyperparameters, groups, steps), each written atomically.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+// Optimizer state as files: `optimizer.safetensors` (the state tensors, PyTorch/bitsandbytes
+// names) and `optimizer.json` (hyperparameters, groups, steps), written to any WritableTree (a
+// directory, OPFS, memory) and read from any FileTree.
 import { FormatError } from '@peft-ts/errors';
-import { SafetensorsFile, writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
+import { SafetensorsFile, writeSafetensorsTo, type FileTree, type TensorSource, type WritableTree } from '@peft-ts/safetensors';
 
 export const STATE_FORMAT = 'peft-ts-optimizer-state';
 export const STATE_VERSION = 1;
@@ -25,40 +23,40 @@ export interface StateJson {
   state: Record<string, { step: number }>;
 }
 
-async function writeTextAtomically(path: string, text: string): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    await writeFile(temp, text, { flag: 'wx' });
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true }).catch(() => undefined);
-    throw error;
-  }
+/** A fresh id tying the JSON to the tensors file written with it. */
+function newStateId(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /**
- * Writes the tensors file, then the JSON, each through a temporary file and a rename. A reader
- * that finds the two from different saves notices it from the stateId.
+ * Writes the tensors file, then the JSON, each as one write of `out` (atomic per file where the
+ * medium allows: a directory writer renames a temporary file). A reader that finds the two from
+ * different saves notices it from the stateId.
  */
-export async function writeStateFiles(dir: string, tensors: readonly TensorSource[], json: Omit<StateJson, 'format' | 'version' | 'stateId'>): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const stateId = randomBytes(12).toString('hex');
-  await writeSafetensors(join(dir, TENSORS_FILE), tensors, { metadata: { format: STATE_FORMAT, stateId } });
+export async function writeStateFiles(out: WritableTree, tensors: readonly TensorSource[], json: Omit<StateJson, 'format' | 'version' | 'stateId'>): Promise<void> {
+  const stateId = newStateId();
+  await writeSafetensorsTo(out, TENSORS_FILE, tensors, { metadata: { format: STATE_FORMAT, stateId } });
   const full: StateJson = { format: STATE_FORMAT, version: STATE_VERSION, stateId, ...json };
-  await writeTextAtomically(join(dir, JSON_FILE), `${JSON.stringify(full, null, 2)}\n`);
+  await out.write(JSON_FILE, `${JSON.stringify(full, null, 2)}\n`);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Reads and checks the JSON and opens the tensors file; the caller closes the file. */
-export async function readStateFiles(dir: string): Promise<{ json: StateJson; tensors: SafetensorsFile; jsonPath: string }> {
-  const jsonPath = join(dir, JSON_FILE);
+export async function readStateFiles(tree: FileTree): Promise<{ json: StateJson; tensors: SafetensorsFile; jsonPath: string }> {
+  const jsonSource = await tree.open(JSON_FILE);
+  if (jsonSource === null) {
+    throw new FormatError({ file: `${tree.name.replace(/\/+$/, '')}/${JSON_FILE}`, field: '(file)', expected: 'an optimizer state JSON', got: 'no such file' });
+  }
+  const jsonPath = jsonSource.name;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await readFile(jsonPath, 'utf8'));
+    parsed = JSON.parse(new TextDecoder().decode(await jsonSource.read(0, jsonSource.size)));
   } catch (cause) {
-    if ((cause as { code?: string }).code === 'ENOENT') throw new FormatError({ file: jsonPath, field: '(file)', expected: 'an optimizer state JSON', got: 'no such file', cause });
     throw new FormatError({ file: jsonPath, field: '(file)', expected: 'valid JSON', got: String(cause), cause });
+  } finally {
+    await jsonSource.close?.();
   }
   if (!isObject(parsed)) throw new FormatError({ file: jsonPath, field: '(root)', expected: 'an object', got: parsed });
   if (parsed.format !== STATE_FORMAT) throw new FormatError({ file: jsonPath, field: 'format', expected: JSON.stringify(STATE_FORMAT), got: parsed.format });
@@ -76,7 +74,11 @@ export async function readStateFiles(dir: string): Promise<{ json: StateJson; te
     }
   }
   const json = parsed as unknown as StateJson;
-  const tensors = await SafetensorsFile.open(join(dir, TENSORS_FILE));
+  const tensorsSource = await tree.open(TENSORS_FILE);
+  if (tensorsSource === null) {
+    throw new FormatError({ file: `${tree.name.replace(/\/+$/, '')}/${TENSORS_FILE}`, field: '(file)', expected: `the optimizer state tensors saved with ${jsonPath}`, got: 'no such file' });
+  }
+  const tensors = await SafetensorsFile.open(tensorsSource);
   const id = tensors.metadata?.stateId;
   if (id !== json.stateId) {
     await tensors.close();

@@ -1,7 +1,7 @@
 // The optimizer core shared by AdamW and SGD: parameter groups, per-parameter steps, state
 // placement (resident or paged), multi-tensor dispatch of the update kernels, save and load.
 import { DTypeError, FormatError, PeftError, ShapeMismatchError, UnsupportedError } from '@peft-ts/errors';
-import type { TensorSource } from '@peft-ts/safetensors';
+import type { FileTree, TensorSource, WritableTree } from '@peft-ts/safetensors';
 import { empty, fillInPlace, grid1d, Tensor, type KernelSpec, type Runtime } from '@peft-ts/tensor';
 import { readStateFiles, writeStateFiles, type JsonValue } from '../io/state-file.js';
 import { BLOCK, ITEM_WORDS, encodeItems, operandWindow, packItems, splitRange, type PackedDispatch, type WorkItem } from '../multi-tensor/work-items.js';
@@ -414,12 +414,14 @@ export abstract class Optimizer<G extends GroupBase> {
   }
 
   /**
-   * Saves the state to `dir/optimizer.safetensors` (tensors `state.<i>.<name>` per parameter
-   * index i) and `dir/optimizer.json` (settings, groups with their hyperparameters, step counts).
-   * Each file is written atomically. Reads the state back from the GPU.
+   * Saves the state as `optimizer.safetensors` (tensors `state.<i>.<name>` per parameter index i)
+   * and `optimizer.json` (settings, groups with their hyperparameters, step counts) in `out`: a
+   * directory writer, OPFS, or a memory tree for the bytes. Each file is one write (atomic where
+   * the medium allows). Reads the state back from the GPU. `saveOptimizerState(optimizer, dir)`
+   * of `@peft-ts/paged-optim/node` writes to a directory.
    */
-  async saveState(dir: string): Promise<void> {
-    this.assertUsable('saveState()');
+  async saveStateTo(out: WritableTree): Promise<void> {
+    this.assertUsable('saveStateTo()');
     const { regions } = this.ensureState();
     const snapshots = await Promise.all(regions.map((r) => r.readAll()));
     const tensors: TensorSource[] = [];
@@ -440,17 +442,17 @@ export abstract class Optimizer<G extends GroupBase> {
       const params = g.params.map(() => at++);
       return { ...this.groupJson(g), params };
     });
-    await writeStateFiles(dir, tensors, { optimizer: this.name, settings: this.settingsJson(), paramGroups, state });
+    await writeStateFiles(out, tensors, { optimizer: this.name, settings: this.settingsJson(), paramGroups, state });
   }
 
   /**
-   * Loads state saved by saveState() for the same parameters (same groups and shapes): state
-   * tensors, step counts and each group's hyperparameters. A tensor whose shape or dtype does not
-   * fit its parameter fails with a FormatError naming it.
+   * Loads state saved by saveStateTo() for the same parameters (same groups and shapes) from the
+   * tree holding its two files: state tensors, step counts and each group's hyperparameters. A
+   * tensor whose shape or dtype does not fit its parameter fails with a FormatError naming it.
    */
-  async loadState(dir: string): Promise<void> {
-    this.assertUsable('loadState()');
-    const { json, tensors, jsonPath } = await readStateFiles(dir);
+  async loadStateFrom(tree: FileTree): Promise<void> {
+    this.assertUsable('loadStateFrom()');
+    const { json, tensors, jsonPath } = await readStateFiles(tree);
     try {
       if (json.optimizer !== this.name) throw new FormatError({ file: jsonPath, field: 'optimizer', expected: JSON.stringify(this.name), got: json.optimizer });
       const settings = this.settingsJson();
