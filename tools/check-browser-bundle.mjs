@@ -70,7 +70,7 @@ async function sourcesMentioning(builtFile, { specifier, global }) {
   const map = JSON.parse(await readFile(mapPath, 'utf8'));
   const re = specifier
     ? new RegExp(`(from|import|require)\\s*\\(?\\s*['"](node:)?${escapeRe(specifier.replace(/^node:/, ''))}['"]`)
-    : new RegExp(`(^|[^.\\w$'"])${global}\\b(?!['"])`, 'm');
+    : new RegExp(`(^|[^.\\w$'"])(${global}\\s*[.([]|typeof\\s+${global}\\b)`, 'm');
   const found = [];
   (map.sources ?? []).forEach((source, i) => {
     const text = map.sourcesContent?.[i];
