@@ -1,7 +1,8 @@
-// Acquires the WebGPU device through Dawn's Node bindings and turns GPU-side failures
-// (validation, out-of-memory, device loss) into thrown errors at the next sync point.
-import { create, globals } from 'webgpu';
+// Acquires the WebGPU device (Dawn's Node bindings, navigator.gpu in a browser, or a GPU object
+// given by the caller) and turns GPU-side failures (validation, out-of-memory, device loss) into
+// thrown errors at the next sync point.
 import { DeviceError } from '@peft-ts/errors';
+import { defaultGpu, prepareGlobals } from './gpu-provider.js';
 
 /** Features requested whenever the adapter offers them. */
 export const OPTIONAL_FEATURES = [
@@ -54,8 +55,13 @@ export interface DeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Features to leave off even when offered (e.g. to test fallback kernels). */
   disableFeatures?: readonly string[];
-  /** Extra Dawn toggles, added to DAWN_TOGGLES. */
+  /** Extra Dawn toggles, added to DAWN_TOGGLES (Node only: a browser page cannot set toggles). */
   extraToggles?: readonly string[];
+  /**
+   * The WebGPU entry point to request the adapter from (a `navigator.gpu`-like object). Defaults
+   * to Dawn created with DAWN_TOGGLES in Node, and to `navigator.gpu` in the browser build.
+   */
+  gpu?: GPU;
 }
 
 // Dawn's Node bindings resolve GPU promises (mapAsync, onSubmittedWorkDone) from a tick that
@@ -82,6 +88,8 @@ function quietSetImmediate(this: unknown, callback: (...args: unknown[]) => void
  * (mapAsync, onSubmittedWorkDone) and the returned promise settles with it.
  */
 export function waitQuietly<T>(start: () => Promise<T>): Promise<T> {
+  // Without setImmediate (a browser) there is no such busy tick to quiet.
+  if (typeof globalThis.setImmediate !== 'function') return start();
   if (quietDepth++ === 0) {
     plainSetImmediate = globalThis.setImmediate;
     quietSince = performance.now();
@@ -108,7 +116,7 @@ export class Gpu {
   readonly device: GPUDevice;
   readonly queue: GPUQueue;
   readonly info: DeviceInfo;
-  /** Dawn's instance: it must outlive the device, or a later mapAsync crashes the process. */
+  /** The GPU instance (Dawn's must outlive the device, or a later mapAsync crashes the process). */
   private readonly instance: GPU;
   private readonly pending: Error[] = [];
   private lostReason: string | undefined;
@@ -168,16 +176,6 @@ const NO_ADAPTER_HELP =
   'sources first; the Mesa 22 of plain bookworm is refused by Dawn), or run tools/install-lavapipe.sh ' +
   'from the peft-ts repository. On NVIDIA machines make sure the Vulkan ICD of the driver is installed.';
 
-let installed = false;
-function installGlobals(): void {
-  if (installed) return;
-  // Dawn's constants (GPUBufferUsage, GPUMapMode...) and error classes are read as globals.
-  for (const [key, value] of Object.entries(globals as Record<string, unknown>)) {
-    if (!(key in globalThis)) Object.defineProperty(globalThis, key, { value, configurable: true, writable: true });
-  }
-  installed = true;
-}
-
 function readSubgroupMatrixConfigs(info: GPUAdapterInfo): SubgroupMatrixConfig[] {
   const raw = (info as unknown as { subgroupMatrixConfigs?: Iterable<Record<string, unknown>> }).subgroupMatrixConfigs;
   if (!raw) return [];
@@ -199,10 +197,9 @@ function readSubgroupMatrixConfigs(info: GPUAdapterInfo): SubgroupMatrixConfig[]
  * largest buffer limits. Throws a DeviceError that says what to install when there is no adapter.
  */
 export async function getDevice(options: DeviceOptions = {}): Promise<Gpu> {
-  installGlobals();
-  const toggles = [...DAWN_TOGGLES, ...(options.extraToggles ?? [])];
+  prepareGlobals();
   // Dawn prints every rejected adapter (e.g. an old Mesa) as a warning; we give one clear error instead.
-  const gpu = create([`enable-dawn-features=${toggles.join(',')}`]);
+  const gpu = options.gpu ?? defaultGpu([...DAWN_TOGGLES, ...(options.extraToggles ?? [])]);
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
