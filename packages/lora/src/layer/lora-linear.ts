@@ -1,6 +1,6 @@
 // A LoRA layer around any Linear (dense or 4-bit): y = base(x) + scale * B(A(dropout(x))) for
 // each active adapter. A [r, in] and B [out, r] are f32 and trainable; the base stays frozen.
-import { add, dropout, linear, scale, type Tensor } from '@peft-ts/tensor';
+import { add, addLowRankInPlace, dropout, linear, lowRankFusable, scale, type Tensor } from '@peft-ts/tensor';
 import type { Linear } from '@peft-ts/models';
 
 export interface LoraWeights {
@@ -56,7 +56,14 @@ export class LoraLinear implements Linear {
     for (const name of this.active) {
       const w = this.adapters.get(name);
       if (!w || this.merged.has(name)) continue;
-      const xin = this.training && w.dropout > 0 ? dropout(x, w.dropout) : x;
+      const drop = this.training && w.dropout > 0;
+      // With no gradient wanted (generation, evaluation), the update is added to the base output
+      // in one dispatch instead of four.
+      if (!drop && lowRankFusable(y, x, w.A, w.B)) {
+        addLowRankInPlace(y, x, w.A, w.B, w.scale);
+        continue;
+      }
+      const xin = drop ? dropout(x, w.dropout) : x;
       const delta = linear(linear(xin, w.A), w.B);
       y = add(y, scale(delta, w.scale));
     }
