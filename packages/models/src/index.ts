@@ -1,7 +1,8 @@
-// Public API of @peft-ts/models.
+// Public API of @peft-ts/models (runs in a browser; loading from a directory path is in
+// `@peft-ts/models/node`).
 export {
   parseModelConfig,
-  loadModelConfig,
+  loadModelConfigFrom,
   SUPPORTED_MODEL_TYPES,
   SUPPORTED_ROPE_TYPES,
   type Architecture,
@@ -27,7 +28,7 @@ export {
 } from './estimate/estimate.js';
 export { DenseLinear, type Linear } from './modules/linear.js';
 export { loadWeights, uploadWeight, transposeHost, type LinearLoadHook, type LinearLoadContext, type LoadProgress, type WeightLoadOptions, type WeightDType, type LoadedWeights } from './load/weights.js';
-export { loadModel, type LoadModelOptions } from './load/load-model.js';
+export { loadModelFrom, type LoadModelOptions } from './load/load-model.js';
 export { CausalLM, type ForwardOptions, type ModelParts } from './model/causal-lm.js';
 export { generate, greedy, type GenerateOptions, type GenerateResult, type FinishReason } from './generate/generate.js';
 export { processLogits, selectToken, seededRandom, argmax, validateSampling, type SamplingOptions } from './generate/sampling.js';

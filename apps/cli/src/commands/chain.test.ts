@@ -7,7 +7,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LoraModel } from '@peft-ts/lora';
-import { loadModel, type CausalLM } from '@peft-ts/models';
+import { loadModel, type CausalLM } from '@peft-ts/models/node';
 import { createRuntime, fromArray, tidy } from '@peft-ts/tensor';
 import { modelLoadOptions } from '@peft-ts/trainer';
 import { generateCommand } from './generate.js';

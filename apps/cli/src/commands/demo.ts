@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { formatBytes, PeftError } from '@peft-ts/errors';
 import { exampleDatasetPath, type Example, type Tokenizer } from '@peft-ts/data-alpaca/node';
 import { createRuntime, type Runtime } from '@peft-ts/tensor';
-import { loadModel, type CausalLM } from '@peft-ts/models';
+import { loadModel, type CausalLM } from '@peft-ts/models/node';
 import { mergeIntoCheckpoint } from '@peft-ts/merge';
 import { generateText, promptIds, resolveFinetuneConfig, runFinetune } from '@peft-ts/trainer';
 import { numberFlag, out, parse, UsageError } from '../args.js';

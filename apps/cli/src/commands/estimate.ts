@@ -1,6 +1,6 @@
 // `peft-ts estimate`: GPU memory for full fine-tuning, LoRA and QLoRA of a model directory or a named size.
 import { existsSync } from 'node:fs';
-import { estimateMemory, formatDecimalBytes, loadModelConfig, namedConfig, NAMED_SIZES, type FinetuneMethod } from '@peft-ts/models';
+import { estimateMemory, formatDecimalBytes, loadModelConfig, namedConfig, NAMED_SIZES, type FinetuneMethod } from '@peft-ts/models/node';
 import { DEFAULT_CONFIG } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 

@@ -3,7 +3,7 @@
 import { IGNORE_INDEX, BatchIterator, loadDataset, splitDataset, Tokenizer, tokenizeExamples, type TokenizedExample, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { FormatError } from '@peft-ts/errors';
 import { createRuntime } from '@peft-ts/tensor';
-import { loadModel, loadModelConfig, type CausalLM } from '@peft-ts/models';
+import { loadModel, loadModelConfig, type CausalLM } from '@peft-ts/models/node';
 import { LoraModel } from '@peft-ts/lora';
 import { checkInputDir, checkInputFile, checkTokenizerFits, evaluateLoss, modelLoadOptions, type EvaluationResult } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, UsageError } from '../args.js';

@@ -8,7 +8,7 @@ import { getLlama, type Llama, type LlamaContextOptions, type Token } from 'node
 import { tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { readGgufInfo } from '@peft-ts/gguf';
 import { LoraModel } from '@peft-ts/lora';
-import { greedy, loadModel } from '@peft-ts/models';
+import { greedy, loadModel } from '@peft-ts/models/node';
 import { writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { seededUniform } from '../demo/assets.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { FormatError, PeftError, UnsupportedError } from '@peft-ts/errors';
 import { encodeTensor, gguf, writeGguf, type GgufMetadata, type GgufTensorSource } from '@peft-ts/gguf';
 import { resolveLoraConfig } from '@peft-ts/lora';
-import { loadModelConfig } from '@peft-ts/models';
+import { loadModelConfig } from '@peft-ts/models/node';
 import { Checkpoint } from '@peft-ts/safetensors/node';
 import { checkInputDir } from '@peft-ts/trainer';
 import { out, parse, requirePositionals } from '../args.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getLlama, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 import { Tokenizer, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
-import { greedy, loadModel } from '@peft-ts/models';
+import { greedy, loadModel } from '@peft-ts/models/node';
 import { fromArray, tidy } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { createDemoAssets } from '../demo/assets.js';

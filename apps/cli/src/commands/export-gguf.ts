@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { PeftError } from '@peft-ts/errors';
 import { writeGguf, type GgufMetadata } from '@peft-ts/gguf';
-import { loadModelConfig } from '@peft-ts/models';
+import { loadModelConfig } from '@peft-ts/models/node';
 import { Checkpoint } from '@peft-ts/safetensors/node';
 import { checkInputDir } from '@peft-ts/trainer';
 import { choiceFlag, out, parse, requirePositionals, UsageError } from '../args.js';

@@ -2,7 +2,7 @@
 // part (one BOS, no EOS), so its greedy output is the library's for the same prompt.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { IGNORE_INDEX, tokenizeExample, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
-import { generate, loadModel } from '@peft-ts/models';
+import { generate, loadModel } from '@peft-ts/models/node';
 import { createRuntime } from '@peft-ts/tensor';
 import { generateCommand } from './generate.js';
 import { LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';

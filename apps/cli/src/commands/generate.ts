@@ -1,7 +1,7 @@
 // `peft-ts generate`: text from a base model, a base model plus an adapter, or a merged model, streamed.
 import { tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { createRuntime } from '@peft-ts/tensor';
-import { loadModel, loadModelConfig } from '@peft-ts/models';
+import { loadModel, loadModelConfig } from '@peft-ts/models/node';
 import { LoraModel } from '@peft-ts/lora';
 import { mergeAdapter } from '@peft-ts/merge';
 import { checkInputDir, checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';

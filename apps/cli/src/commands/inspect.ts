@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
 import { Checkpoint } from '@peft-ts/safetensors/node';
-import { countParameters, loadModelConfig, modelLayout } from '@peft-ts/models';
+import { countParameters, loadModelConfig, modelLayout } from '@peft-ts/models/node';
 import { resolveLoraConfig } from '@peft-ts/lora';
 import { out, parse, requirePositionals } from '../args.js';
 import { inspectGguf } from './inspect-gguf.js';

@@ -7,7 +7,7 @@ import { readFile, stat as statFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
 import { add, cast, createRuntime, noGrad, tidy, type Runtime } from '@peft-ts/tensor';
-import { DenseLinear, loadModel, type CausalLM } from '@peft-ts/models';
+import { DenseLinear, loadModel, type CausalLM } from '@peft-ts/models/node';
 import { type LoraModel } from '@peft-ts/lora';
 import { loraDelta } from '@peft-ts/merge';
 import { dequantize4bitGpu, Linear4bit } from '@peft-ts/nf4-quant/gpu';

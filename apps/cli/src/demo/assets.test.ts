@@ -6,7 +6,7 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exampleDatasetPath, loadDataset, tokenizeExamples, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
-import { loadModel, loadModelConfig } from '@peft-ts/models';
+import { loadModel, loadModelConfig } from '@peft-ts/models/node';
 import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, tidy } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
-import { loadModel } from '@peft-ts/models';
+import { loadModel } from '@peft-ts/models/node';
 import { LoraModel } from '@peft-ts/lora';
 import { addWeightedAdapter } from '../index.js';
 import { mat, matmul, qr, svd, transpose } from './linalg.js';

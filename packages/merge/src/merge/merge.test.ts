@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
-import { loadModel, type Architecture } from '@peft-ts/models';
+import { loadModel, type Architecture } from '@peft-ts/models/node';
 import { LoraModel } from '@peft-ts/lora';
 import { mergeAdapter, mergeAndUnload, mergeIntoCheckpoint, qloraMergeDrift, unmergeAdapter } from '../index.js';
 

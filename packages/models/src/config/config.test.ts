@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { FormatError, UnsupportedError } from '@peft-ts/errors';
 import { SafetensorsFile } from '@peft-ts/safetensors/node';
-import { countParameters, loadModelConfig, modelLayout, parseModelConfig, type Architecture } from '../index.js';
+import { countParameters, loadModelConfig, modelLayout, parseModelConfig, type Architecture } from '../node.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
 const ARCHS: Architecture[] = ['llama', 'mistral', 'qwen2', 'phi3', 'gpt2'];

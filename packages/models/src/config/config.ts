@@ -1,9 +1,8 @@
 // Reads a Hugging Face `config.json` into one normalised ModelConfig for the five supported
 // families, accepting both transformers-4 (`rope_theta`, `rope_scaling`) and transformers-5
 // (`rope_parameters`) layouts. Anything we cannot run fails here, naming the field.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { FormatError, UnsupportedError } from '@peft-ts/errors';
+import type { FileTree } from '@peft-ts/safetensors';
 
 export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'phi3' | 'gpt2';
 
@@ -299,14 +298,19 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
   };
 }
 
-/** Reads and parses `<dir>/config.json`. */
-export async function loadModelConfig(dir: string): Promise<ModelConfig> {
-  const file = join(dir, 'config.json');
+/** Reads and parses `config.json` at the root of a model tree (a directory, picked files, memory). */
+export async function loadModelConfigFrom(tree: FileTree): Promise<ModelConfig> {
+  const file = `${tree.name}/config.json`;
+  const source = await tree.open('config.json');
+  if (!source) {
+    throw new FormatError({ file, field: '(file)', expected: 'a readable config.json in the model directory', got: 'no such file' });
+  }
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new FormatError({ file, field: '(file)', expected: 'a readable config.json in the model directory', got: (cause as NodeJS.ErrnoException).code ?? String(cause), cause });
+    const bytes = await source.read(0, source.size);
+    text = new TextDecoder().decode(bytes);
+  } finally {
+    await source.close?.();
   }
   let json: unknown;
   try {

@@ -9,7 +9,7 @@ import { FormatError, UnsupportedError } from '@peft-ts/errors';
 import { SafetensorsFile, writeSafetensors } from '@peft-ts/safetensors/node';
 import { backward, fromArray, onesLike, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
-import { generate, loadModel, type Architecture } from '../index.js';
+import { generate, loadModel, type Architecture } from '../node.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
 const ARCHS: Architecture[] = ['llama', 'mistral', 'qwen2', 'phi3', 'gpt2'];

@@ -59,10 +59,10 @@ export class CausalLM {
    */
   activationDtype: 'f32' | 'f16' = 'f32';
   /**
-   * Where warnings go (default stderr), e.g. a sequence longer than max_position_embeddings on a
+   * Where warnings go (default console.warn, stderr in Node), e.g. a sequence longer than max_position_embeddings on a
    * rotary model: it runs, as in transformers, but the model never saw such positions.
    */
-  onWarning: (message: string) => void = (message) => process.stderr.write(`warning: ${message}\n`);
+  onWarning: (message: string) => void = (message) => console.warn(`warning: ${message}`);
   private warnedPositions = false;
 
   constructor(rt: Runtime, parts: ModelParts) {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { UnsupportedError } from '@peft-ts/errors';
 import { fromArray, tidy } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
-import { generate, loadModel } from '../index.js';
+import { generate, loadModel } from '../node.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
 

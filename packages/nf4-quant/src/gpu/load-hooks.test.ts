@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
-import { loadModel, loadModelConfig, modelLayout, type CausalLM, type Linear, type LinearLoadHook } from '@peft-ts/models';
+import { loadModel, loadModelConfig, modelLayout, type CausalLM, type Linear, type LinearLoadHook } from '@peft-ts/models/node';
 import { quantizedBytes } from '../index.js';
 import { HF_TINY, LLAMA_BNB_DIR } from '../test-fixtures.js';
 import { Linear4bit, bnb4bitLinearHook, nf4LinearHook } from './index.js';
