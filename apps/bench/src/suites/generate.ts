@@ -39,6 +39,8 @@ export async function runGenerateBench(rt: Runtime, opts: SuiteOptions): Promise
       const model = await buildModel(rt, config, v.method);
       if (v.adapter) {
         const lora = LoraModel.inject(model, { r: 8, lora_alpha: 16, target_modules: 'all-linear', init_lora_weights: false });
+        // Eval mode, as `peft-ts generate` runs it.
+        lora.train(false);
         if (v.merged) mergeAdapter(lora);
       }
       try {
