@@ -2,7 +2,7 @@
 // ops record into. Work is submitted at sync points (readback, flush), not once per op.
 import { DeviceError, UnsupportedError } from '@peft-ts/errors';
 import { waitQuietly, type Gpu } from '../device/device.js';
-import { kernelKey, type KernelSpec, type UniformField } from './kernel.js';
+import { kernelKey, type BindingKind, type KernelSpec, type UniformField } from './kernel.js';
 import { BufferPool, type MemoryStats } from './memory.js';
 
 const UNIFORM_CHUNK = 64 * 1024;
@@ -59,6 +59,8 @@ export class Runtime {
   readonly pool: BufferPool;
   private readonly pipelines = new Map<string, CachedPipeline>();
   private readonly pendingPipelines = new Map<string, Promise<void>>();
+  private readonly spareBuffers = new Map<BindingKind, { buffer: GPUBuffer; slots: number }>();
+  private readonly retiredSpares: GPUBuffer[] = [];
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private dispatches = 0;
@@ -265,6 +267,25 @@ export class Runtime {
     const offset = chunk.used;
     chunk.used += Math.ceil(bytes / 256) * 256;
     return { chunk, offset };
+  }
+
+  /**
+   * A small binding that stands in for a slot a kernel declares but this dispatch leaves unused
+   * (multi-tensor kernels pass how many slots hold work in a uniform), so that one pipeline serves
+   * every slot count instead of one per count. Read-only and writable spares live in different
+   * buffers, and each `index` gets its own range, so spares never alias in one dispatch.
+   */
+  spareBinding(kind: BindingKind, index: number): BufferBinding {
+    const align = this.gpu.info.limits.minStorageBufferOffsetAlignment;
+    let spare = this.spareBuffers.get(kind);
+    if (!spare || index >= spare.slots) {
+      // Recorded commands may still use the old one: keep it until the runtime goes.
+      if (spare) this.retiredSpares.push(spare.buffer);
+      const slots = Math.max(8, index + 1);
+      spare = { buffer: this.device.createBuffer({ size: slots * align, usage: GPUBufferUsage.STORAGE, label: `spare ${kind} bindings` }), slots };
+      this.spareBuffers.set(kind, spare);
+    }
+    return { buffer: spare.buffer, offset: index * align, size: 16 };
   }
 
   /**
@@ -496,6 +517,7 @@ export class Runtime {
   destroy(): void {
     this.pool.trim();
     for (const c of [...this.uniformFree, ...this.uniformChunks]) c.buffer.destroy();
+    for (const b of [...this.retiredSpares, ...[...this.spareBuffers.values()].map((s) => s.buffer)]) b.destroy();
     this.gpu.destroy();
   }
 }
