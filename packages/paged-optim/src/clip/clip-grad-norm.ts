@@ -86,12 +86,15 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
   const coef = empty(rt, [1], 'f32', { tag: 'other' });
   const norm = empty(rt, [], 'f32', { tag: 'other' });
   try {
+    // Every dispatch binds all slots (spares past those holding work), so one pipeline serves any count.
+    const n = slots(2);
+    const spares = (kind: 'read' | 'read_write', used: number) => Array.from({ length: n - used }, (_, k) => rt.spareBinding(kind, k));
     for (const { d, windows, itemBase } of sumPlan) {
-      rt.dispatch(cached(`sumsq${d.items.length}`, () => sumsqSpec(d.items.length)), [...windows.map((w) => w.binding), part.binding(), meta.binding()], [itemBase, d.items.length, d.totalWorkgroups, d.stateStart], grid1d(d.totalWorkgroups, 1));
+      rt.dispatch(cached(`sumsq${n}`, () => sumsqSpec(n)), [...windows.map((w) => w.binding), ...spares('read', windows.length), part.binding(), meta.binding()], [itemBase, d.items.length, d.totalWorkgroups, d.stateStart], grid1d(d.totalWorkgroups, 1));
     }
     rt.dispatch(cached('finish', finishSpec), [part.binding(), rangeT.binding(), norm.binding(), coef.binding()], [grads.length, maxNorm], [1, 1, 1]);
     for (const { d, windows, itemBase } of scalePlan) {
-      rt.dispatch(cached(`scale${d.items.length}`, () => scaleSpec(d.items.length)), [...windows.map((w) => w.binding), coef.binding(), meta.binding()], [itemBase, d.items.length, d.totalWorkgroups], grid1d(d.totalWorkgroups, 1));
+      rt.dispatch(cached(`scale${n}`, () => scaleSpec(n)), [...windows.map((w) => w.binding), ...spares('read_write', windows.length), coef.binding(), meta.binding()], [itemBase, d.items.length, d.totalWorkgroups], grid1d(d.totalWorkgroups, 1));
     }
   } catch (error) {
     norm.dispose();

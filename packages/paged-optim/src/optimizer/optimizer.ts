@@ -382,15 +382,20 @@ export abstract class Optimizer<G extends GroupBase> {
     const n = pd.d.items.length;
     const align = this.rt.gpu.info.limits.minStorageBufferOffsetAlignment;
     const state = region.fields.length > 0 ? fieldWindows(bases, region.fields, pd.d.stateStart, pd.d.stateEnd, align) : [];
+    // Every dispatch binds all slots (spares past the n that hold work), so one pipeline serves any n.
+    const slots = this.slotsFor(kernel);
+    const spares = (kind: 'read' | 'read_write') => Array.from({ length: slots - n }, (_, k) => this.rt.spareBinding(kind, k));
     const bindings = [
       ...pd.windows.map((w) => w.p.binding),
+      ...spares('read_write'),
       ...pd.windows.map((w) => w.g.binding),
+      ...spares('read'),
       ...state.map((w) => w.binding),
       meta.binding(),
       ...kernel.extraBindings(),
     ];
     const uniforms = [pd.itemBase, n, pd.d.totalWorkgroups, ...state.map((w) => w.base)];
-    this.rt.dispatch(this.specFor(pd.region, kernel, n), bindings, uniforms, grid1d(pd.d.totalWorkgroups, 1));
+    this.rt.dispatch(this.specFor(pd.region, kernel, slots), bindings, uniforms, grid1d(pd.d.totalWorkgroups, 1));
   }
 
   /**
