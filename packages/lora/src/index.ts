@@ -1,4 +1,5 @@
-// Public API of @peft-ts/lora.
+// Public API of @peft-ts/lora (runs in a browser; saving and loading adapter directories by path
+// is on the LoraModel of `@peft-ts/lora/node`).
 export {
   resolveLoraConfig,
   selectTargetModules,
@@ -12,4 +13,4 @@ export {
   type InitLoraWeights,
 } from './config/lora-config.js';
 export { LoraLinear, type LoraWeights } from './layer/lora-linear.js';
-export { LoraModel, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AddAdapterOptions, type SaveAdapterOptions } from './model/lora-model.js';
+export { LoraModel, ADAPTER_CONFIG, ADAPTER_WEIGHTS, type AdapterFiles, type AddAdapterOptions, type SaveAdapterOptions } from './model/lora-model.js';

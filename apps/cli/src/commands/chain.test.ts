@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LoraModel } from '@peft-ts/lora';
+import { LoraModel } from '@peft-ts/lora/node';
 import { loadModel, type CausalLM } from '@peft-ts/models/node';
 import { createRuntime, fromArray, tidy } from '@peft-ts/tensor';
 import { modelLoadOptions } from '@peft-ts/trainer';

@@ -2,7 +2,7 @@
 import { tokenizerFromDir } from '@peft-ts/data-alpaca/node';
 import { createRuntime } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig } from '@peft-ts/models/node';
-import { LoraModel } from '@peft-ts/lora';
+import { LoraModel } from '@peft-ts/lora/node';
 import { mergeAdapter } from '@peft-ts/merge';
 import { checkInputDir, checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';

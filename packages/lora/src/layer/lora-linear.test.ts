@@ -5,11 +5,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SafetensorsFile } from '@peft-ts/safetensors';
+import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, noGrad, tidy, type Runtime, type Tensor } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
-import { loadModel, type Architecture } from '@peft-ts/models';
-import { LoraModel } from '../index.js';
+import { loadModel, type Architecture } from '@peft-ts/models/node';
+import { LoraModel } from '../node.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
 const ARCHS: Architecture[] = ['llama', 'mistral', 'qwen2', 'phi3', 'gpt2'];

@@ -10,7 +10,7 @@ import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { loadModel, type Architecture } from '@peft-ts/models/node';
-import { LoraModel, selectTargetModules, resolveLoraConfig } from '../index.js';
+import { LoraModel, selectTargetModules, resolveLoraConfig } from '../node.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
 const ARCHS: Architecture[] = ['llama', 'mistral', 'qwen2', 'phi3', 'gpt2'];

@@ -1,9 +1,14 @@
 // Injects LoRA adapters into a CausalLM and reads/writes them in PEFT's file format
 // (adapter_config.json + adapter_model.safetensors with PEFT's key names).
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { FormatError, PeftError, ShapeMismatchError } from '@peft-ts/errors';
-import { Checkpoint, writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';
+import {
+  Checkpoint,
+  readText,
+  serializeSafetensors,
+  type FileTree,
+  type TensorSource,
+  type WritableTree,
+} from '@peft-ts/safetensors';
 import { clone, fromArray, type Tensor } from '@peft-ts/tensor';
 import { countParameters, type CausalLM } from '@peft-ts/models';
 import { adapterConfigJson, moduleHyperparameters, resolveLoraConfig, selectTargetModules, type LoraConfig } from '../config/lora-config.js';
@@ -31,6 +36,12 @@ function initRandom(seed: number): { uniform: (lo: number, hi: number) => number
 
 function patternAlpha(c: LoraConfig, name: string): number {
   return moduleHyperparameters(c, name).alpha;
+}
+
+/** An adapter as PEFT saves it, file name -> content. */
+export interface AdapterFiles {
+  'adapter_config.json': string;
+  'adapter_model.safetensors': Uint8Array;
 }
 
 export interface SaveAdapterOptions {
@@ -64,9 +75,15 @@ export class LoraModel {
     this.model = model;
   }
 
-  /** Wraps `model` and adds one adapter (named 'default' unless told otherwise). */
-  static inject(model: CausalLM, config: Partial<LoraConfig>, adapterName = 'default', options: AddAdapterOptions = {}): LoraModel {
-    const lm = new LoraModel(model);
+  /** Wraps `model` and adds one adapter (named 'default' unless told otherwise); on a subclass, makes one of it. */
+  static inject<M extends LoraModel>(
+    this: new (model: CausalLM) => M,
+    model: CausalLM,
+    config: Partial<LoraConfig>,
+    adapterName = 'default',
+    options: AddAdapterOptions = {},
+  ): M {
+    const lm = new this(model);
     lm.addAdapter(adapterName, config, options);
     return lm;
   }
@@ -302,43 +319,58 @@ export class LoraModel {
   }
 
   printTrainableParameters(adapterName?: string): void {
-    process.stdout.write(`${this.trainableParametersSummary(adapterName).line}\n`);
+    console.log(this.trainableParametersSummary(adapterName).line);
   }
 
   /**
-   * Writes adapter_config.json and adapter_model.safetensors as PEFT does (atomically). The second
-   * argument is the adapter's name or `{ adapterName, baseModelNameOrPath }`.
+   * What an adapter save consists of: the adapter_config.json text and the tensors of
+   * adapter_model.safetensors, whose data is read from the GPU when a writer asks for it. The
+   * second argument is the adapter's name or `{ adapterName, baseModelNameOrPath }`.
    */
-  async saveAdapter(dir: string, adapterOrOptions: string | SaveAdapterOptions = {}): Promise<void> {
+  adapterContent(adapterOrOptions: string | SaveAdapterOptions = {}): { config: string; tensors: TensorSource[] } {
     const options = typeof adapterOrOptions === 'string' ? { adapterName: adapterOrOptions } : adapterOrOptions;
     const adapterName = options.adapterName ?? this.activeName ?? 'default';
     const state = this.state(adapterName);
     const config = options.baseModelNameOrPath === undefined ? state.config : { ...state.config, base_model_name_or_path: options.baseModelNameOrPath };
-    await mkdir(dir, { recursive: true });
-    const params = this.trainableParameters(adapterName);
-    const sources: TensorSource[] = [];
-    for (const [key, t] of params) {
-      sources.push({ name: key, dtype: 'F32', shape: [...t.shape], data: async () => (await t.toArray()) });
+    const tensors: TensorSource[] = [];
+    for (const [key, t] of this.trainableParameters(adapterName)) {
+      tensors.push({ name: key, dtype: 'F32', shape: [...t.shape], data: async () => (await t.toArray()) });
     }
-    await writeSafetensors(join(dir, ADAPTER_WEIGHTS), sources, { metadata: { format: 'pt' } });
-    const tmp = join(dir, `${ADAPTER_CONFIG}.${process.pid}.tmp`);
-    await writeFile(tmp, adapterConfigJson(config, state.targets));
-    await rename(tmp, join(dir, ADAPTER_CONFIG));
+    return { config: adapterConfigJson(config, state.targets), tensors };
   }
 
-  /** Loads a PEFT adapter directory onto the model as `adapterName` and activates it. */
-  async loadAdapter(dir: string, adapterName = 'default'): Promise<void> {
-    const configFile = join(dir, ADAPTER_CONFIG);
+  /** The two files PEFT saves, in memory: adapter_config.json as text, adapter_model.safetensors as bytes. */
+  async adapterFiles(adapterOrOptions: string | SaveAdapterOptions = {}): Promise<AdapterFiles> {
+    const { config, tensors } = this.adapterContent(adapterOrOptions);
+    const eager: TensorSource[] = [];
+    for (const t of tensors) eager.push({ ...t, data: typeof t.data === 'function' ? await t.data() : t.data });
+    return { [ADAPTER_CONFIG]: config, [ADAPTER_WEIGHTS]: serializeSafetensors(eager, { metadata: { format: 'pt' } }) };
+  }
+
+  /**
+   * Writes adapter_config.json and adapter_model.safetensors as PEFT does to any WritableTree (a
+   * directory through `dirWriter`, OPFS, memory); the weights first, so a config is only ever
+   * beside its weights. `saveAdapter(dir)` on `@peft-ts/lora/node`'s LoraModel writes a directory.
+   */
+  async saveAdapterTo(writer: WritableTree, adapterOrOptions: string | SaveAdapterOptions = {}): Promise<void> {
+    const files = await this.adapterFiles(adapterOrOptions);
+    await writer.write(ADAPTER_WEIGHTS, files[ADAPTER_WEIGHTS]);
+    await writer.write(ADAPTER_CONFIG, files[ADAPTER_CONFIG]);
+  }
+
+  /** Loads a PEFT adapter (adapter_config.json + adapter_model.safetensors in `tree`) as `adapterName` and activates it. */
+  async loadAdapterFrom(tree: FileTree, adapterName = 'default'): Promise<void> {
+    const configFile = `${tree.name}/${ADAPTER_CONFIG}`;
     let json: unknown;
     try {
-      json = JSON.parse(await readFile(configFile, 'utf8'));
+      json = JSON.parse(await readText(tree, ADAPTER_CONFIG));
     } catch (cause) {
       throw new FormatError({ file: configFile, field: '(file)', expected: 'a readable JSON adapter config', got: (cause as Error).message, cause });
     }
     if (typeof json !== 'object' || json === null) throw new FormatError({ file: configFile, field: '(root)', expected: 'a JSON object', got: json });
     const config = resolveLoraConfig(json, configFile);
-    const weightsFile = join(dir, ADAPTER_WEIGHTS);
-    const ckpt = await Checkpoint.open(weightsFile);
+    const weightsFile = `${tree.name}/${ADAPTER_WEIGHTS}`;
+    const ckpt = await Checkpoint.open(tree, { file: ADAPTER_WEIGHTS });
     try {
       // Check every key against the model before changing anything.
       const linearNames = new Set(this.candidates());

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { loadModel } from '@peft-ts/models/node';
-import { LoraModel } from '@peft-ts/lora';
+import { LoraModel } from '@peft-ts/lora/node';
 import { addWeightedAdapter } from '../index.js';
 import { mat, matmul, qr, svd, transpose } from './linalg.js';
 

@@ -9,7 +9,7 @@ import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import { fromArray, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { loadModel, type Architecture } from '@peft-ts/models/node';
-import { LoraModel } from '@peft-ts/lora';
+import { LoraModel } from '@peft-ts/lora/node';
 import { mergeAdapter, mergeAndUnload, mergeIntoCheckpoint, qloraMergeDrift, unmergeAdapter } from '../index.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
