@@ -1,7 +1,7 @@
 // Errors to exit codes and the one line a user sees: usage errors exit 2, bad input (a file, a
 // path, a config) 3, GPU problems 4, the memory budget 5, anything else is a bug (1, with a trace).
 import { PeftError } from '@peft-ts/errors';
-import { describeErrno } from '@peft-ts/trainer';
+import { describeErrno } from '@peft-ts/trainer/node';
 import { UsageError } from './args.js';
 
 /** Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 bad input (file, config), 4 GPU problem, 5 memory budget. */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { LoraModel } from '@peft-ts/lora/node';
 import { loadModel, type CausalLM } from '@peft-ts/models/node';
 import { createRuntime, fromArray, tidy } from '@peft-ts/tensor';
-import { modelLoadOptions } from '@peft-ts/trainer';
+import { modelLoadOptions } from '@peft-ts/trainer/node';
 import { generateCommand } from './generate.js';
 import { merge } from './merge.js';
 import { quantize } from './quantize.js';

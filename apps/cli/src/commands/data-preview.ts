@@ -2,7 +2,7 @@
 // highlighted (previewMasks), with token counts, truncation and the mistakes that silently spoil
 // a run: no EOS in the trained span, padding with the EOS token, BOS written twice.
 import { datasetStats, formatStats, IGNORE_INDEX, loadDataset, previewMasks, Tokenizer, tokenizeExamples, type TokenizedExample, tokenizerFromDir } from '@peft-ts/data-alpaca/node';
-import { checkInputDir, checkInputFile } from '@peft-ts/trainer';
+import { checkInputDir, checkInputFile } from '@peft-ts/trainer/node';
 import { choiceFlag, numberFlag, out, parse, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
 import { escapeHtml, writeFileAtomic } from '../report/write-atomic.js';

@@ -8,7 +8,7 @@ import { exampleDatasetPath, type Example, type Tokenizer } from '@peft-ts/data-
 import { createRuntime, type Runtime } from '@peft-ts/tensor';
 import { loadModel, type CausalLM } from '@peft-ts/models/node';
 import { mergeIntoCheckpoint } from '@peft-ts/merge';
-import { generateText, promptIds, resolveFinetuneConfig, runFinetune } from '@peft-ts/trainer';
+import { generateText, promptIds, resolveFinetuneConfig, runFinetune } from '@peft-ts/trainer/node';
 import { numberFlag, out, parse, UsageError } from '../args.js';
 import { createDemoAssets } from '../demo/assets.js';
 import { accuracy, confusion, confusionTable, correct, majorityRate, percent, total, verdict, verdictLine, type Confusion } from '../demo/verdict.js';

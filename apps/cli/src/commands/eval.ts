@@ -5,7 +5,7 @@ import { FormatError } from '@peft-ts/errors';
 import { createRuntime } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig, type CausalLM } from '@peft-ts/models/node';
 import { LoraModel } from '@peft-ts/lora/node';
-import { checkInputDir, checkInputFile, checkTokenizerFits, evaluateLoss, modelLoadOptions, type EvaluationResult } from '@peft-ts/trainer';
+import { checkInputDir, checkInputFile, checkTokenizerFits, evaluateLoss, modelLoadOptions, type EvaluationResult } from '@peft-ts/trainer/node';
 import { choiceFlag, numberFlag, out, parse, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
 import { adapterBaseMismatch } from '../adapter-base.js';

@@ -8,7 +8,7 @@ import { encodeTensor, gguf, writeGguf, type GgufMetadata, type GgufTensorSource
 import { resolveLoraConfig } from '@peft-ts/lora';
 import { loadModelConfig } from '@peft-ts/models/node';
 import { Checkpoint } from '@peft-ts/safetensors/node';
-import { checkInputDir } from '@peft-ts/trainer';
+import { checkInputDir } from '@peft-ts/trainer/node';
 import { out, parse, requirePositionals } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
 import { ggufArch, permuteRows, tensorPlan } from '../gguf/model.js';

@@ -9,7 +9,7 @@ import { PeftError } from '@peft-ts/errors';
 import { writeGguf, type GgufMetadata } from '@peft-ts/gguf';
 import { loadModelConfig } from '@peft-ts/models/node';
 import { Checkpoint } from '@peft-ts/safetensors/node';
-import { checkInputDir } from '@peft-ts/trainer';
+import { checkInputDir } from '@peft-ts/trainer/node';
 import { choiceFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
 import { ggufArch, modelMetadata, tensorPlan, tensorSources, type GgufOutType } from '../gguf/model.js';

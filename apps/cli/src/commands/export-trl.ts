@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
 import { writeDirAtomically } from '@peft-ts/safetensors/node';
-import { checkInputDir, checkOutputDir, PathError, resolveFinetuneConfig, withPath, type FinetuneConfig } from '@peft-ts/trainer';
+import { checkInputDir, checkOutputDir, PathError, resolveFinetuneConfig, withPath, type FinetuneConfig } from '@peft-ts/trainer/node';
 import { out, parse, UsageError } from '../args.js';
 import { EXIT_CODES_HELP, overwriteByFlag } from '../errors.js';
 import { checkTrlMapping, TRL_TARGET } from '../trl/mapping.js';

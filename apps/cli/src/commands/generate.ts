@@ -4,7 +4,7 @@ import { createRuntime } from '@peft-ts/tensor';
 import { loadModel, loadModelConfig } from '@peft-ts/models/node';
 import { LoraModel } from '@peft-ts/lora/node';
 import { mergeAdapter } from '@peft-ts/merge';
-import { checkInputDir, checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer';
+import { checkInputDir, checkTokenizerFits, generateText, modelLoadOptions, promptIds } from '@peft-ts/trainer/node';
 import { choiceFlag, numberFlag, out, parse, requirePositionals, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';
 import { adapterBaseMismatch } from '../adapter-base.js';

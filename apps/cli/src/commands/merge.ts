@@ -2,7 +2,7 @@
 import { basename } from 'node:path';
 import { createRuntime } from '@peft-ts/tensor';
 import { mergeIntoCheckpoint, qloraMergeDrift } from '@peft-ts/merge';
-import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
+import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer/node';
 import { PeftError } from '@peft-ts/errors';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';

@@ -6,7 +6,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PathError, withPath } from '@peft-ts/trainer';
+import { PathError, withPath } from '@peft-ts/trainer/node';
 import { EXIT, errorLine, exitCodeFor } from '../errors.js';
 import { demo } from './demo.js';
 import { generateCommand } from './generate.js';

@@ -2,7 +2,7 @@
 import { basename } from 'node:path';
 import { quantizeCheckpoint } from '@peft-ts/nf4-quant';
 import { PeftError } from '@peft-ts/errors';
-import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer';
+import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer/node';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';
 import { progressBar } from '../progress.js';
 import { EXIT_CODES_HELP, overwriteByFlag } from '../errors.js';

@@ -12,7 +12,7 @@ import { type LoraModel } from '@peft-ts/lora';
 import { loraDelta } from '@peft-ts/merge';
 import { dequantize4bitGpu, Linear4bit } from '@peft-ts/nf4-quant/gpu';
 import { BatchIterator } from '@peft-ts/data-alpaca';
-import { batchLogits, checkInputFile, DEFAULT_CONFIG, evaluateLoss, modelLoadOptions, prepareFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig } from '@peft-ts/trainer';
+import { batchLogits, checkInputFile, DEFAULT_CONFIG, evaluateLoss, modelLoadOptions, prepareFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig } from '@peft-ts/trainer/node';
 import { type Tensor } from '@peft-ts/tensor';
 import { out, parse, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { formatBytes, FormatError } from '@peft-ts/errors';
 import { createRuntime } from '@peft-ts/tensor';
-import { DEFAULT_CONFIG, prepareFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig, type TrainSummary } from '@peft-ts/trainer';
+import { DEFAULT_CONFIG, prepareFinetune, resolveFinetuneConfig, runFinetune, type FinetuneConfig, type TrainSummary } from '@peft-ts/trainer/node';
 import { parse as parseYaml } from 'yaml';
 import { out, parse, UsageError } from '../args.js';
 import { EXIT_CODES_HELP } from '../errors.js';

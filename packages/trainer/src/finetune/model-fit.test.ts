@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormatError } from '@peft-ts/errors';
-import { loadModelConfig } from '@peft-ts/models';
+import { loadModelConfig } from '@peft-ts/models/node';
 import { checkPositionsFit } from '../index.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));

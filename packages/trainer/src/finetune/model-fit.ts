@@ -1,9 +1,11 @@
 // Checks that the tokenizer and the training rows fit the model, made from config.json and the
 // tokenized data before any weight reaches the GPU.
-import { join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
 import type { Tokenizer } from '@peft-ts/data-alpaca';
 import type { ModelConfig } from '@peft-ts/models';
+
+/** A file of the model directory (a path in Node, a tree name elsewhere), for messages. */
+const join = (dir: string, file: string): string => `${dir.replace(/\/+$/, '')}/${file}`;
 
 /** Refuses a tokenizer that produces ids the model's embedding has no row for. */
 export function checkTokenizerFits(tokenizer: Tokenizer, config: ModelConfig, modelDir: string): void {

@@ -30,8 +30,8 @@ export function createOptimizer(_rt: Runtime, params: Tensor[], c: OptimizerChoi
     },
     zeroGrad: () => opt.zeroGrad(),
     clipGradNorm: (maxNorm: number) => clipGradNorm(params, maxNorm),
-    saveState: (dir: string) => opt.saveState(dir),
-    loadState: (dir: string) => opt.loadState(dir),
+    saveState: (out) => opt.saveStateTo(out),
+    loadState: (tree) => opt.loadStateFrom(tree),
     dispose: () => opt.dispose(),
   };
 }

@@ -5,7 +5,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeftError } from '@peft-ts/errors';
 import type { FinetuneConfig } from './config.js';
-import { checkResumeIdentity, runIdentity, savedIdentity, type RunIdentity } from './identity.js';
+import { checkResumeIdentity, type RunIdentity } from './identity.js';
+import { runIdentity, savedIdentity } from './fingerprint.js';
 import { checkInputDir, checkInputFile, checkOutputDir, entriesOf, PathError } from './paths.js';
 
 export interface PreflightOptions {

@@ -9,7 +9,8 @@ export interface ProgressStream {
 export interface ProgressOptions {
   total: number;
   label: string;
-  stream?: ProgressStream;
+  /** Where the bar or the lines go (e.g. process.stderr, or an object that forwards the text). */
+  stream: ProgressStream;
   /** Unit of the rate, e.g. 'tok/s' uses the `rateCount` passed to update. */
   rateUnit?: string;
   /** Plain mode: print a line every this many updates (default: about 20 lines per run). */
@@ -44,7 +45,7 @@ export class Progress {
   private lastPrinted = 0;
 
   constructor(private readonly options: ProgressOptions) {
-    this.stream = options.stream ?? process.stderr;
+    this.stream = options.stream;
     this.tty = this.stream.isTTY === true;
     this.now = options.now ?? (() => performance.now() / 1000);
     this.start = this.now();

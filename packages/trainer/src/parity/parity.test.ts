@@ -9,9 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import type { Tensor } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
-import { loadModel } from '@peft-ts/models';
-import { LoraModel } from '@peft-ts/lora';
+import { loadModel } from '@peft-ts/models/node';
+import { LoraModel } from '@peft-ts/lora/node';
 import { createOptimizer, Trainer, type TrainBatch } from '../index.js';
+import { outputDirStore } from '../node.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
 
@@ -62,7 +63,7 @@ async function parity(arch: string) {
         },
       };
     },
-    outputDir,
+    output: outputDirStore(outputDir),
     lr: 5e-3,
     schedule: 'constant',
     maxSteps: 6,

@@ -11,6 +11,7 @@ import { CausalLM, DenseLinear, estimateMemory, modelLayout, parseModelConfig, t
 import { LoraModel } from '@peft-ts/lora';
 import { Linear4bit, quantize4bitGpu } from '@peft-ts/nf4-quant/gpu';
 import { createOptimizer, Trainer, type BatchSource } from '../index.js';
+import { outputDirStore } from '../node.js';
 
 interface Case {
   name: string;
@@ -109,7 +110,7 @@ describe('estimateMemory against measured training steps', () => {
         lora,
         train: batches(c.batch, c.seq, config.vocabSize),
         createOptimizer: (params) => createOptimizer(rt, [...params.values()], { name: 'adamw', lr: 1e-3, weightDecay: 0 }),
-        outputDir,
+        output: outputDirStore(outputDir),
         lr: 1e-3,
         maxSteps: 2,
         gradientCheckpointing: c.checkpointing,

@@ -9,9 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import type { Tensor } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
-import { loadModel } from '@peft-ts/models';
+import { loadModel } from '@peft-ts/models/node';
 import { LoraModel } from '@peft-ts/lora';
 import { createOptimizer, NonFiniteError, Trainer, type BatchSource, type TrainBatch } from '../index.js';
+import { outputDirStore } from '../node.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
 
@@ -40,7 +41,7 @@ describe('Trainer non-finite guard', () => {
       lora,
       train: batches(4),
       createOptimizer: (params: Map<string, Tensor>) => createOptimizer(rt, [...params.values()], { name: 'sgd', lr, weightDecay: 0 }),
-      outputDir: dir,
+      output: outputDirStore(dir),
       lr,
       schedule: 'constant',
       maxSteps: 4,

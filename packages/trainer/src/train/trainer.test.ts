@@ -10,9 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '@peft-ts/safetensors/node';
 import type { Tensor } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
-import { loadModel } from '@peft-ts/models';
+import { loadModel } from '@peft-ts/models/node';
 import { LoraModel } from '@peft-ts/lora';
 import { createOptimizer, Trainer, type BatchSource, type TrainBatch, type TrainerOptions } from '../index.js';
+import { outputDirStore } from '../node.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
 
@@ -45,7 +46,7 @@ async function setup(outputDir: string, extra: Partial<TrainerOptions> = {}) {
     lora,
     train: batches(3, 1),
     createOptimizer: (params: Map<string, Tensor>) => createOptimizer(rt, [...params.values()], { name: 'adamw', lr: 1e-3, weightDecay: 0.01 }),
-    outputDir,
+    output: outputDirStore(outputDir),
     lr: 1e-3,
     schedule: 'cosine',
     warmupSteps: 1,

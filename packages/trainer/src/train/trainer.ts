@@ -1,18 +1,17 @@
 // The LoRA/QLoRA training loop, built only from the other packages' public APIs: gradient
-// accumulation, schedules, clipping, evaluation with early stopping, atomic checkpoints that
-// resume bit-exactly, metrics as JSONL, an SVG loss curve and a progress bar.
-import { appendFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// accumulation, schedules, clipping, evaluation with early stopping, checkpoints that resume
+// bit-exactly, metrics as JSONL, an SVG loss curve and a progress bar. Everything it writes goes
+// to a RunStore (a directory in Node, OPFS in a browser, memory), so it runs in both.
 import { PeftError } from '@peft-ts/errors';
-import { writeDirAtomically } from '@peft-ts/safetensors/node';
+import type { FileTree } from '@peft-ts/safetensors';
 import { add, backward, causalLmLoss, fromArray, noGrad, tidy, type Tensor } from '@peft-ts/tensor';
 import type { CausalLM } from '@peft-ts/models';
 import type { LoraModel } from '@peft-ts/lora';
-import { removeStaleTemporaries, withPath } from '../finetune/paths.js';
 import { checkResumeIdentity, type RunIdentity } from '../finetune/identity.js';
 import { learningRate, validateSchedule, type ScheduleOptions, type ScheduleType } from '../schedule/schedule.js';
 import { lossCurveSvg, type CurvePoint } from '../observe/loss-svg.js';
 import { Progress, type ProgressStream } from '../observe/progress.js';
+import { readStoreText, subTree, subWriter, whereIn, writeFolder, type RunStore } from './run-store.js';
 import type { BatchSource, EvalLog, StepLog, TrainBatch, TrainerCallbacks, TrainOptimizer, TrainSummary } from './types.js';
 
 export interface TrainerOptions {
@@ -22,7 +21,8 @@ export interface TrainerOptions {
   validation?: BatchSource;
   /** Builds the optimizer over the trainable parameters (called after a resume has loaded them). */
   createOptimizer: (params: Map<string, Tensor>) => TrainOptimizer;
-  outputDir: string;
+  /** Where checkpoints, the adapter, metrics.jsonl, loss.svg and summary.json go. */
+  output: RunStore;
   lr: number;
   schedule?: ScheduleType;
   warmupSteps?: number;
@@ -40,10 +40,10 @@ export interface TrainerOptions {
   earlyStoppingPatience?: number;
   earlyStoppingThreshold?: number;
   saveEvery?: number;
-  /** Checkpoints kept on disk (oldest removed first; default 2). */
+  /** Checkpoints kept (oldest removed first; default 2). */
   keepCheckpoints?: number;
-  /** Resume from this checkpoint directory, or 'latest' for the newest under outputDir. */
-  resumeFrom?: string;
+  /** Resume from this checkpoint (a tree holding trainer_state.json), or 'latest' for the newest in `output`. */
+  resumeFrom?: FileTree | 'latest';
   /**
    * What defines this run (model and data fingerprints, adapter shape, batching): stored in each
    * checkpoint, and a resume from a checkpoint that stored a different one is refused.
@@ -56,6 +56,7 @@ export interface TrainerOptions {
    * (summary.interrupted); no final adapter is written.
    */
   signal?: AbortSignal;
+  /** Where a progress bar is drawn (none by default; `runFinetune` of @peft-ts/trainer/node draws one on stderr). */
   progress?: ProgressStream | false;
   /** Log a plain line every N steps when not on a TTY (default: about 20 lines per run). */
   logEvery?: number;
@@ -184,11 +185,22 @@ export class Trainer {
     return next;
   }
 
-  private async latestCheckpoint(): Promise<string | null> {
-    const entries = await readdir(this.o.outputDir).catch(() => [] as string[]);
-    const steps = entries.map((e) => /^checkpoint-(\d+)$/.exec(e)?.[1]).filter((s): s is string => s !== undefined).map(Number);
-    if (steps.length === 0) return null;
-    return join(this.o.outputDir, `checkpoint-${Math.max(...steps)}`);
+  /** Checkpoint folders (`checkpoint-<step>`) in the output, newest first. */
+  private async checkpointSteps(complete: boolean): Promise<number[]> {
+    const steps = new Set<number>();
+    for (const name of await this.o.output.list()) {
+      const m = /^checkpoint-(\d+)\/(.+)$/.exec(name);
+      if (m && (!complete || m[2] === STATE_FILE)) steps.add(Number(m[1]));
+    }
+    return [...steps].sort((a, b) => b - a);
+  }
+
+  private async latestCheckpoint(): Promise<{ tree: FileTree; where: string } | null> {
+    const [step] = await this.checkpointSteps(true);
+    if (step === undefined) return null;
+    const name = `checkpoint-${step}`;
+    const where = whereIn(this.o.output, name);
+    return { tree: subTree(this.o.output, name, where), where };
   }
 
   private forwardLoss(batch: TrainBatch, numItems: number): Tensor {
@@ -231,48 +243,35 @@ export class Trainer {
   }
 
   private async saveCheckpoint(state: TrainerState, optimizer: TrainOptimizer): Promise<string> {
-    const dir = join(this.o.outputDir, `checkpoint-${state.step}`);
-    await withPath(dir, 'a checkpoint directory written in full', () =>
-      writeDirAtomically(dir, true, async (tmp) => {
-        await this.o.lora.saveAdapter(tmp);
-        await optimizer.saveState(join(tmp, 'optimizer'));
-        await writeFile(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
-      }),
-    );
-    const keep = this.o.keepCheckpoints ?? 2;
-    const entries = await readdir(this.o.outputDir);
-    const old = entries
-      .map((e) => ({ e, s: Number(/^checkpoint-(\d+)$/.exec(e)?.[1] ?? NaN) }))
-      .filter((x) => Number.isFinite(x.s))
-      .sort((a, b) => b.s - a.s)
-      .slice(keep);
-    for (const { e } of old) await rm(join(this.o.outputDir, e), { recursive: true, force: true });
-    await this.o.callbacks?.onSave?.(dir, state.step);
-    return dir;
-  }
-
-  private async writeAtomic(path: string, text: string): Promise<void> {
-    const tmp = `${path}.${process.pid}.tmp`;
-    await withPath(path, 'a file written in full', async () => {
-      await writeFile(tmp, text);
-      await rename(tmp, path);
+    const name = `checkpoint-${state.step}`;
+    await writeFolder(this.o.output, name, async (out) => {
+      await this.o.lora.saveAdapterTo(out);
+      await optimizer.saveState(subWriter(out, 'optimizer'));
+      await out.write(STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
     });
+    const keep = this.o.keepCheckpoints ?? 2;
+    for (const step of (await this.checkpointSteps(false)).slice(keep)) await this.o.output.remove(`checkpoint-${step}`);
+    const where = whereIn(this.o.output, name);
+    await this.o.callbacks?.onSave?.(where, state.step);
+    return where;
   }
 
-  private async appendLine(path: string, record: object): Promise<void> {
-    await withPath(path, 'a file that can be appended to', () => appendFile(path, `${JSON.stringify(record)}\n`));
+  private metricsText = '';
+
+  private async appendLine(name: string, record: object): Promise<void> {
+    const line = `${JSON.stringify(record)}\n`;
+    this.metricsText += line;
+    if (this.o.output.append) await this.o.output.append(name, line);
+    else await this.o.output.write(name, this.metricsText);
   }
 
   private async writeCurve(state: TrainerState): Promise<void> {
-    await this.writeAtomic(join(this.o.outputDir, 'loss.svg'), lossCurveSvg({ train: state.trainCurve, validation: state.valCurve }, 'training loss'));
+    await this.o.output.write('loss.svg', lossCurveSvg({ train: state.trainCurve, validation: state.valCurve }, 'training loss'));
   }
 
   async train(): Promise<TrainSummary> {
     const o = this.o;
     const rt = o.model.rt;
-    await withPath(o.outputDir, 'an output directory that can be created', () => mkdir(o.outputDir, { recursive: true }));
-    // What a killed run left half-written (temporaries of atomic writes) is of no use to anyone.
-    await removeStaleTemporaries(o.outputDir);
     if (o.gradientCheckpointing) o.model.setGradientCheckpointing(true);
     let state: TrainerState = {
       version: 1,
@@ -289,18 +288,21 @@ export class Trainer {
       valCurve: [],
       ...(o.runIdentity ? { run: o.runIdentity } : {}),
     };
-    const resumeDir = o.resumeFrom === 'latest' ? await this.latestCheckpoint() : (o.resumeFrom ?? null);
-    if (o.resumeFrom && !resumeDir) fail('resumeFrom', o.resumeFrom === 'latest' ? `a checkpoint under ${o.outputDir}` : 'a checkpoint directory', o.resumeFrom === 'latest' ? 'none' : o.resumeFrom);
-    if (resumeDir) {
-      state = JSON.parse(await readFile(join(resumeDir, STATE_FILE), 'utf8')) as TrainerState;
-      if (o.runIdentity) checkResumeIdentity(resumeDir, state.run, o.runIdentity);
-      await o.lora.loadAdapter(resumeDir, o.lora.activeAdapter ?? 'default');
+    const resume = o.resumeFrom === 'latest' ? await this.latestCheckpoint() : o.resumeFrom ? { tree: o.resumeFrom, where: o.resumeFrom.name } : null;
+    if (o.resumeFrom && !resume) fail('resumeFrom', `a checkpoint under ${o.output.name}`, 'none');
+    const resumeDir = resume?.where ?? null;
+    if (resume) {
+      const text = await readStoreText(resume.tree, STATE_FILE);
+      if (text === null) fail('resumeFrom', `a checkpoint holding ${STATE_FILE}`, resume.where);
+      state = JSON.parse(text) as TrainerState;
+      if (o.runIdentity) checkResumeIdentity(resume.where, state.run, o.runIdentity);
+      await o.lora.loadAdapterFrom(resume.tree, o.lora.activeAdapter ?? 'default');
       rt.rngSeed = state.rng.seed;
       rt.rngOffset = state.rng.offset;
     }
-    const metricsPath = join(o.outputDir, 'metrics.jsonl');
+    const metricsPath = 'metrics.jsonl';
     // A fresh run starts a new log; a resumed one drops lines written after its checkpoint.
-    const previous = resumeDir ? await readFile(metricsPath, 'utf8').catch(() => '') : '';
+    const previous = resume ? ((await readStoreText(o.output, metricsPath).catch(() => null)) ?? '') : '';
     const kept = previous
       .split('\n')
       .filter((l) => l.trim() !== '')
@@ -311,12 +313,13 @@ export class Trainer {
           return false;
         }
       });
-    await this.writeAtomic(metricsPath, kept.map((l) => `${l}\n`).join(''));
+    this.metricsText = kept.map((l) => `${l}\n`).join('');
+    await o.output.write(metricsPath, this.metricsText);
 
     o.lora.train(true);
     const optimizer = o.createOptimizer(o.lora.trainableParameters());
-    if (resumeDir) await optimizer.loadState(join(resumeDir, 'optimizer'));
-    const progress = o.progress === false ? null : new Progress({ total: this.totalSteps, label: 'train', stream: o.progress ?? process.stderr, rateUnit: 'tok/s', ...(o.logEvery ? { every: o.logEvery } : {}) });
+    if (resume) await optimizer.loadState(subTree(resume.tree, 'optimizer'));
+    const progress = o.progress ? new Progress({ total: this.totalSteps, label: 'train', stream: o.progress, rateUnit: 'tok/s', ...(o.logEvery ? { every: o.logEvery } : {}) }) : null;
     const started = performance.now();
     const baseSeconds = state.seconds;
     const baseTokens = state.tokens;
@@ -397,8 +400,7 @@ export class Trainer {
             state.bestValLoss = valLoss;
             state.bestStep = state.step;
             state.evalsWithoutImprovement = 0;
-            const best = join(o.outputDir, 'best-adapter');
-            await withPath(best, 'an adapter directory written in full', () => writeDirAtomically(best, true, (tmp) => o.lora.saveAdapter(tmp)));
+            await writeFolder(o.output, 'best-adapter', (out) => o.lora.saveAdapterTo(out));
           } else state.evalsWithoutImprovement += 1;
           state.valCurve.push({ step: state.step, value: valLoss });
           const evalLog: EvalLog = { step: state.step, valLoss, perplexity: Math.exp(valLoss), best: improved };
@@ -425,8 +427,8 @@ export class Trainer {
       progress?.finish();
     }
     // An interrupted run's adapter is its checkpoint (a PEFT adapter directory like any other).
-    const adapterDir = interrupted && lastCheckpoint ? lastCheckpoint : join(o.outputDir, 'adapter');
-    if (!interrupted) await withPath(adapterDir, 'an adapter directory written in full', () => writeDirAtomically(adapterDir, true, (tmp) => o.lora.saveAdapter(tmp)));
+    const adapterDir = interrupted && lastCheckpoint ? lastCheckpoint : whereIn(o.output, 'adapter');
+    if (!interrupted) await writeFolder(o.output, 'adapter', (out) => o.lora.saveAdapterTo(out));
     await this.writeCurve(state);
     optimizer.dispose();
     const summary: TrainSummary = {
@@ -444,7 +446,7 @@ export class Trainer {
       peakGpuBytes: rt.memoryStats().peakBytes,
       adapterDir,
     };
-    await this.writeAtomic(join(o.outputDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    await o.output.write('summary.json', `${JSON.stringify(summary, null, 2)}\n`);
     await o.callbacks?.onTrainEnd?.(summary);
     return summary;
   }

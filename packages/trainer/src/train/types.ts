@@ -1,4 +1,5 @@
 // The trainer's contracts: where batches come from, what an optimizer must do, and the hooks.
+import type { FileTree, WritableTree } from '@peft-ts/safetensors';
 import type { Tensor } from '@peft-ts/tensor';
 
 /** One batch of token rows, as @peft-ts/data-alpaca builds them (Int32Array, row-major [batchSize, seqLen]). */
@@ -26,8 +27,10 @@ export interface TrainOptimizer {
   zeroGrad(): void;
   /** Clips the global gradient norm to maxNorm and returns the norm before clipping (on the GPU). */
   clipGradNorm(maxNorm: number): Tensor;
-  saveState(dir: string): Promise<void>;
-  loadState(dir: string): Promise<void>;
+  /** Writes the optimizer's state files into `out` (a checkpoint's `optimizer/` folder). */
+  saveState(out: WritableTree): Promise<void>;
+  /** Reads what saveState wrote. */
+  loadState(tree: FileTree): Promise<void>;
   dispose(): void;
 }
 
@@ -61,7 +64,7 @@ export interface TrainSummary {
   stoppedEarly: boolean;
   /** Stopped by the abort signal before the last step; resume from checkpointDir. */
   interrupted: boolean;
-  /** The newest checkpoint this run wrote or resumed from, if any. */
+  /** The newest checkpoint this run wrote or resumed from, if any (named as the run store names it: a path in Node). */
   checkpointDir: string | null;
   peakGpuBytes: number;
   /** The trained adapter: `adapter/` under the output, or the checkpoint of an interrupted run. */
