@@ -1,5 +1,6 @@
 // Public API of @peft-ts/nf4-quant: bitsandbytes-exact NF4/FP4 quantization in plain
-// TypeScript, its serialized layout, checkpoint conversion and error statistics.
+// TypeScript, its serialized layout, 4-bit checkpoints read from any FileTree, and error
+// statistics. Runs anywhere; checkpoint conversion and paths are in `@peft-ts/nf4-quant/node`.
 export { DYNAMIC_MAP_SIGNED, DYNAMIC_MAP_UNSIGNED } from './codes/dynamic-map.js';
 export { FP4_CODE, FP4_QUANT_MAP, NF4_CODE, NF4_THRESHOLDS, QUANT_TYPES, fp4Index, nf4Index } from './codes/four-bit-codes.js';
 export type { QuantType } from './codes/four-bit-codes.js';
@@ -48,10 +49,8 @@ export {
 } from './serialize/quantization-config.js';
 export type { BnbQuantizationConfig, QuantStorage } from './serialize/quantization-config.js';
 
-export { Bnb4bitCheckpoint, loadBnb4bit, writeBnb4bit } from './checkpoint/bnb4bit-checkpoint.js';
-export type { Bnb4bitModel, WriteBnb4bitOptions } from './checkpoint/bnb4bit-checkpoint.js';
-export { quantizeCheckpoint } from './checkpoint/quantize-checkpoint.js';
-export type { QuantizeCheckpointOptions, QuantizeCheckpointResult, QuantizeProgress } from './checkpoint/quantize-checkpoint.js';
+export { Bnb4bitCheckpoint, bnb4bitTensorSources, loadBnb4bitFrom } from './checkpoint/bnb4bit-checkpoint.js';
+export type { Bnb4bitModel } from './checkpoint/bnb4bit-checkpoint.js';
 export { CONV1D_MODEL_TYPES, isQuantizableWeight, matchesModule, modulePath } from './checkpoint/select-weights.js';
 export type { TensorMeta } from './checkpoint/select-weights.js';
-export { quantizedConfigText, readConfigJson } from './checkpoint/config-json.js';
+export { parseConfigJson, quantizedConfigText, readConfigJsonFrom } from './checkpoint/config-json.js';

@@ -1,6 +1,6 @@
 // `peft-ts quantize`: a Hugging Face checkpoint to a bitsandbytes-layout 4-bit checkpoint.
 import { basename } from 'node:path';
-import { quantizeCheckpoint } from '@peft-ts/nf4-quant';
+import { quantizeCheckpoint } from '@peft-ts/nf4-quant/node';
 import { PeftError } from '@peft-ts/errors';
 import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer/node';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';

@@ -19,7 +19,7 @@ import {
 import { add, fromArray, noGrad, tidy, type Runtime } from '@peft-ts/tensor';
 import { modelLayout, parseModelConfig } from '@peft-ts/models';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, moduleHyperparameters, resolveLoraConfig } from '@peft-ts/lora';
-import { Bnb4bitCheckpoint, dequantize } from '@peft-ts/nf4-quant';
+import { Bnb4bitCheckpoint, dequantize } from '@peft-ts/nf4-quant/node';
 import { loraDelta } from './delta.js';
 
 export type MergeDType = 'auto' | 'f32' | 'f16' | 'bf16';

@@ -1,10 +1,8 @@
 // Reading and writing models in the layout transformers saves bitsandbytes 4-bit models in:
 // config.json with `quantization_config`, and a state dict holding each linear weight as
 // packed bytes plus its quant-state tensors. Nothing is dequantized.
-import { copyFile, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
 import { FormatError } from '@peft-ts/errors';
-import { Checkpoint, writeCheckpoint, type HostTensor, type TensorInfo, type TensorSource } from '@peft-ts/safetensors/node';
+import { Checkpoint, type FileTree, type HostTensor, type TensorInfo, type TensorSource } from '@peft-ts/safetensors';
 import type { Quantized4bit } from '../quantize/types.js';
 import {
   parseQuantStateKey,
@@ -13,11 +11,11 @@ import {
   readQuantized4bit,
 } from '../serialize/quant-state.js';
 import { parseQuantizationConfig, type BnbQuantizationConfig } from '../serialize/quantization-config.js';
-import { writeDirAtomically } from '@peft-ts/safetensors/node';
-import { quantizedConfigText, readConfigJson } from './config-json.js';
+import { readConfigJsonFrom } from './config-json.js';
 
-/** An open bitsandbytes 4-bit checkpoint directory; tensors are read on demand. */
+/** An open bitsandbytes 4-bit checkpoint (a directory or any FileTree); tensors are read on demand. */
 export class Bnb4bitCheckpoint {
+  /** The tree's name: the directory path when opened from disk. */
   readonly dir: string;
   /** config.json, parsed. */
   readonly config: Record<string, unknown>;
@@ -28,7 +26,7 @@ export class Bnb4bitCheckpoint {
   readonly #quantizedSet: ReadonlySet<string>;
   readonly #plain: string[];
 
-  private constructor(dir: string, config: Record<string, unknown>, q: BnbQuantizationConfig, checkpoint: Checkpoint) {
+  protected constructor(dir: string, config: Record<string, unknown>, q: BnbQuantizationConfig, checkpoint: Checkpoint) {
     this.dir = dir;
     this.config = config;
     this.quantizationConfig = q;
@@ -60,14 +58,13 @@ export class Bnb4bitCheckpoint {
     }
   }
 
-  /** Opens `dir` (config.json + model.safetensors or shards) and checks its quantization_config. */
-  static async open(dir: string): Promise<Bnb4bitCheckpoint> {
-    const configPath = join(dir, 'config.json');
-    const config = await readConfigJson(configPath);
-    const q = parseQuantizationConfig(config, configPath);
-    const checkpoint = await Checkpoint.open(dir);
+  /** Opens a tree (config.json + model.safetensors or shards) and checks its quantization_config. */
+  static async open(tree: FileTree): Promise<Bnb4bitCheckpoint> {
+    const config = await readConfigJsonFrom(tree);
+    const q = parseQuantizationConfig(config, `${tree.name}/config.json`);
+    const checkpoint = await Checkpoint.open(tree);
     try {
-      return new Bnb4bitCheckpoint(dir, config, q, checkpoint);
+      return new Bnb4bitCheckpoint(tree.name, config, q, checkpoint);
     } catch (error) {
       await checkpoint.close();
       throw error;
@@ -123,9 +120,9 @@ export interface Bnb4bitModel {
   tensors: Map<string, HostTensor>;
 }
 
-/** Loads every tensor of a bitsandbytes 4-bit checkpoint without dequantizing. */
-export async function loadBnb4bit(dir: string): Promise<Bnb4bitModel> {
-  const ckpt = await Bnb4bitCheckpoint.open(dir);
+/** Loads every tensor of a bitsandbytes 4-bit checkpoint tree without dequantizing. */
+export async function loadBnb4bitFrom(tree: FileTree): Promise<Bnb4bitModel> {
+  const ckpt = await Bnb4bitCheckpoint.open(tree);
   try {
     const quantized = new Map<string, Quantized4bit>();
     for (const name of ckpt.quantizedNames()) quantized.set(name, await ckpt.readQuantized(name));
@@ -137,28 +134,10 @@ export async function loadBnb4bit(dir: string): Promise<Bnb4bitModel> {
   }
 }
 
-export interface WriteBnb4bitOptions {
-  /** Largest shard in bytes (default: @peft-ts/safetensors' 5e9, transformers' default). */
-  maxShardBytes?: number;
-  /** Replace an existing output directory (default false). */
-  overwrite?: boolean;
-  /** Files copied into the output directory as they are (e.g. tokenizer.json, generation_config.json). */
-  copyFiles?: readonly string[];
-}
-
-/**
- * Writes a 4-bit model directory atomically: config.json with `quantization_config` and the
- * state dict in bitsandbytes' layout, sharded past `maxShardBytes`.
- */
-export async function writeBnb4bit(outDir: string, model: Bnb4bitModel, options: WriteBnb4bitOptions = {}): Promise<{ files: string[] }> {
-  const configText = quantizedConfigText(model.config, model.quantizationConfig, join(outDir, 'config.json'));
-  return writeDirAtomically(outDir, options.overwrite ?? false, async (dir) => {
-    const sources: TensorSource[] = [];
-    for (const [name, q] of model.quantized) sources.push(...quantizedTensorSources(name, q));
-    for (const [name, t] of model.tensors) sources.push({ name, dtype: t.dtype, shape: t.shape, data: t.data });
-    const written = await writeCheckpoint(dir, sources, options.maxShardBytes === undefined ? {} : { maxShardBytes: options.maxShardBytes });
-    await writeFile(join(dir, 'config.json'), configText);
-    for (const file of options.copyFiles ?? []) await copyFile(file, join(dir, basename(file)));
-    return { files: written.files.map((f) => join(outDir, basename(f))) };
-  });
+/** The tensors of a 4-bit model in bitsandbytes' state-dict layout, for a safetensors writer. */
+export function bnb4bitTensorSources(model: Bnb4bitModel): TensorSource[] {
+  const sources: TensorSource[] = [];
+  for (const [name, q] of model.quantized) sources.push(...quantizedTensorSources(name, q));
+  for (const [name, t] of model.tensors) sources.push({ name, dtype: t.dtype, shape: t.shape, data: t.data });
+  return sources;
 }

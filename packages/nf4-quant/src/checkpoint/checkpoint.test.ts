@@ -16,7 +16,7 @@ import {
   quantizeCheckpoint,
   writeBnb4bit,
   type QuantizeProgress,
-} from '../index.js';
+} from '../node.js';
 import { HF_TINY, LLAMA_BNB_DIR, bits, countDiff } from '../test-fixtures.js';
 
 let tmp: string;

@@ -1,21 +1,27 @@
 // config.json as transformers writes it (json.dumps(indent=2, sort_keys=True) + newline), with
 // the number tokens of a config we read kept verbatim so `10000.0` does not become `10000`.
-import { readFile } from 'node:fs/promises';
 import { FormatError } from '@peft-ts/errors';
+import { readText, type FileTree } from '@peft-ts/safetensors';
 import { quantizationConfigJson, type BnbQuantizationConfig } from '../serialize/quantization-config.js';
 import { JsonNumber, PyFloat, parseJsonDocument, pyJsonDumps, toPlain, type PyJsonObject, type PyJsonValue } from '../serialize/py-json.js';
 
 // The document each config object was parsed from, to write its numbers as they were read.
 const sourceDocuments = new WeakMap<object, PyJsonObject>();
 
-/** Reads a config.json into plain values, remembering its number tokens for writing it back. */
-export async function readConfigJson(path: string): Promise<Record<string, unknown>> {
+/** Reads `name` (default config.json) of a tree into plain values; see parseConfigJson. */
+export async function readConfigJsonFrom(tree: FileTree, name = 'config.json'): Promise<Record<string, unknown>> {
+  const path = `${tree.name}/${name}`;
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readText(tree, name);
   } catch (cause) {
     throw new FormatError({ file: path, field: '(file)', expected: 'a readable config.json', got: (cause as Error).message, cause });
   }
+  return parseConfigJson(text, path);
+}
+
+/** Parses config.json text into plain values, remembering its number tokens for writing it back. */
+export function parseConfigJson(text: string, path: string): Record<string, unknown> {
   const doc = parseJsonDocument(text, path);
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || doc instanceof JsonNumber || doc instanceof PyFloat) {
     throw new FormatError({ file: path, field: '(document)', expected: 'a JSON object', got: text.slice(0, 40) });
@@ -27,7 +33,7 @@ export async function readConfigJson(path: string): Promise<Record<string, unkno
 
 /**
  * config.json text for a quantized model: `config` with `quantization_config` set. A config
- * that came from `readConfigJson` and was not modified keeps its original number tokens.
+ * that came from `parseConfigJson`/`readConfigJsonFrom` and was not modified keeps its original number tokens.
  */
 export function quantizedConfigText(config: Record<string, unknown>, quantization: BnbQuantizationConfig, file: string): string {
   const source = sourceDocuments.get(config);

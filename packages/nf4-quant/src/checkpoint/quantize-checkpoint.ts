@@ -1,5 +1,5 @@
 // Streaming a Hugging Face checkpoint into a bitsandbytes 4-bit checkpoint, one tensor at a
-// time: the output is what transformers saves after loading the model with load_in_4bit.
+// time: the output is what transformers saves after loading the model with load_in_4bit (Node only).
 import { copyFile, readdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { DTypeError, PeftError } from '@peft-ts/errors';
@@ -11,8 +11,8 @@ import { checkBlocksize, checkQuantType, computeAbsmax, nestAbsmax, quantize } f
 import type { Quantized4bit, QuantizeInput, SourceDType } from '../quantize/types.js';
 import { quantStateJson, quantStateKey } from '../serialize/quant-state.js';
 import { defaultQuantizationConfig } from '../serialize/quantization-config.js';
-import { checkOutputDir, writeDirAtomically } from '@peft-ts/safetensors/node';
-import { quantizedConfigText, readConfigJson } from './config-json.js';
+import { checkOutputDir, dirTree, writeDirAtomically } from '@peft-ts/safetensors/node';
+import { quantizedConfigText, readConfigJsonFrom } from './config-json.js';
 import { CONV1D_MODEL_TYPES, isQuantizableWeight, type TensorMeta } from './select-weights.js';
 
 export interface QuantizeProgress {
@@ -105,7 +105,7 @@ export async function quantizeCheckpoint(
   });
   // Fail before the (possibly long) first pass rather than after it.
   await checkOutputDir(resolve(outDir), options.overwrite ?? false);
-  const config = await readConfigJson(join(inDir, 'config.json'));
+  const config = await readConfigJsonFrom(dirTree(inDir));
   const configText = quantizedConfigText(config, qconfig, join(inDir, 'config.json'));
   const transpose = CONV1D_MODEL_TYPES.includes(String(config.model_type));
   const include = options.include ?? ((name: string, meta: TensorMeta) => isQuantizableWeight(name, meta, options.skipModules));
