@@ -4,7 +4,9 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GgufValueType, decodeTensor, encodeTensor, gguf, readGgufInfo, readGgufTensor, writeGguf, type GgufMetadata } from './index.js';
+import { blobSource, bytesSource } from '@peft-ts/safetensors';
+import { GgufValueType, decodeTensor, encodeTensor, gguf, readGgufInfo, readGgufTensor, writeGguf, type GgufMetadata } from './node.js';
+import { readGgufInfoFrom, readGgufTensorFrom, serializeGguf } from './index.js';
 
 let dir = '';
 beforeAll(async () => {
@@ -94,5 +96,39 @@ describe('writeGguf / readGgufInfo', () => {
     const path = join(dir, 'short.gguf');
     await expect(writeGguf(path, new Map(), [{ name: 'x', shape: [4], type: 'F32', data: () => new Uint8Array(8) }])).rejects.toThrow(/tensor "x": expected 16 bytes of F32/);
     expect((await readdir(dir)).filter((f) => f.startsWith('short') || f.includes('short.gguf'))).toEqual([]);
+  });
+});
+
+describe('GGUF in memory (the main entry)', () => {
+  it('serializeGguf gives the bytes writeGguf writes, and readGgufInfoFrom/readGgufTensorFrom read them from a Blob', async () => {
+    const w = values(96);
+    const metadata: GgufMetadata = new Map([
+      ['general.architecture', gguf.str('llama')],
+      ['general.alignment', gguf.u32(64)],
+      ['llama.block_count', gguf.u32(2)],
+    ]);
+    const tensors = () => [
+      { name: 'a', shape: [3, 32], type: 'Q8_0' as const, data: () => encodeTensor(w, 'Q8_0', 32) },
+      { name: 'b', shape: [5], type: 'F16' as const, data: () => Promise.resolve(encodeTensor(w.subarray(0, 5), 'F16')) },
+    ];
+    const bytes = await serializeGguf(metadata, tensors());
+    const path = join(dir, 'memory.gguf');
+    const written = await writeGguf(path, metadata, tensors());
+    expect(written.bytes).toBe(bytes.byteLength);
+    expect(bytes).toEqual(new Uint8Array(await readFile(path)));
+
+    const source = blobSource(new Blob([bytes]), 'download.gguf');
+    const info = await readGgufInfoFrom(source);
+    expect(info).toEqual(await readGgufInfo(path));
+    expect(info.alignment).toBe(64);
+    const [a, b] = info.tensors;
+    if (!a || !b) throw new Error('two tensors expected');
+    expect(await readGgufTensorFrom(source, a)).toEqual(decodeTensor(encodeTensor(w, 'Q8_0', 32), 'Q8_0', 96));
+    expect(await readGgufTensorFrom(source, b)).toEqual(await readGgufTensor(path, b));
+
+    await expect(serializeGguf(new Map(), [{ name: 'x', shape: [4], type: 'F32', data: () => new Uint8Array(8) }])).rejects.toThrow(
+      /\(in-memory gguf\): tensor "x": expected 16 bytes of F32 for shape \[4\], got 8 bytes/,
+    );
+    await expect(readGgufInfoFrom(bytesSource('cut.gguf', bytes.subarray(0, 20)))).rejects.toThrow(/^cut\.gguf: /);
   });
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getLlama, type Llama, type LlamaContextOptions, type Token } from 'node-llama-cpp';
 import { tokenizerFromDir } from '@peft-ts/data-alpaca/node';
-import { readGgufInfo } from '@peft-ts/gguf';
+import { readGgufInfo } from '@peft-ts/gguf/node';
 import { LoraModel } from '@peft-ts/lora/node';
 import { greedy, loadModel } from '@peft-ts/models/node';
 import { writeSafetensors, type TensorSource } from '@peft-ts/safetensors/node';

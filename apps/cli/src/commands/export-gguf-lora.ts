@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError, PeftError, UnsupportedError } from '@peft-ts/errors';
-import { encodeTensor, gguf, writeGguf, type GgufMetadata, type GgufTensorSource } from '@peft-ts/gguf';
+import { encodeTensor, gguf, writeGguf, type GgufMetadata, type GgufTensorSource } from '@peft-ts/gguf/node';
 import { resolveLoraConfig } from '@peft-ts/lora';
 import { loadModelConfig } from '@peft-ts/models/node';
 import { Checkpoint } from '@peft-ts/safetensors/node';

@@ -6,7 +6,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { PeftError } from '@peft-ts/errors';
-import { writeGguf, type GgufMetadata } from '@peft-ts/gguf';
+import { writeGguf, type GgufMetadata } from '@peft-ts/gguf/node';
 import { loadModelConfig } from '@peft-ts/models/node';
 import { Checkpoint } from '@peft-ts/safetensors/node';
 import { checkInputDir } from '@peft-ts/trainer/node';

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeTensor, gguf, writeGguf, type GgufMetadata } from '@peft-ts/gguf';
+import { encodeTensor, gguf, writeGguf, type GgufMetadata } from '@peft-ts/gguf/node';
 import { ggufSummary } from './inspect-gguf.js';
 
 let dir = '';

@@ -1,7 +1,7 @@
 // `peft-ts inspect <file.gguf>`: what llama.cpp will see in a GGUF file (architecture, tensor
 // types, tokenizer, special tokens, chat template) and the pitfalls that make an exported model
 // behave differently from the trained one.
-import { readGgufInfo } from '@peft-ts/gguf';
+import { readGgufInfo } from '@peft-ts/gguf/node';
 import { out } from '../args.js';
 
 export interface GgufSummary {

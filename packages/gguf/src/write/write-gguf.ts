@@ -1,9 +1,5 @@
-// Writes a GGUF v3 file: header, typed metadata, tensor infos, then the tensor data, each
-// tensor at an offset aligned to `general.alignment`. The file appears under its name only
-// when complete (a temporary sibling is written, synced and renamed).
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+// Lays out a GGUF v3 file: header, typed metadata, tensor infos, then the tensor data, each
+// tensor at an offset aligned to `general.alignment`; serializes it in memory.
 import { FormatError } from '@peft-ts/errors';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GgmlType, GgufValueType, ggmlTensorBytes, type GgmlTypeName } from '../format/constants.js';
 import type { GgufMetadata, GgufValue } from '../format/value.js';
@@ -135,38 +131,31 @@ export function ggufHeader(metadata: GgufMetadata, tensors: readonly Omit<GgufTe
   return { header: w.bytes(), offsets, sizes, alignment };
 }
 
-/** Writes `path` atomically. Tensor data is produced and written one tensor at a time. */
-export async function writeGguf(path: string, metadata: GgufMetadata, tensors: readonly GgufTensorSource[]): Promise<WriteGgufResult> {
-  const { header, offsets, sizes, alignment } = ggufHeader(metadata, tensors);
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx');
-  let closed = false;
-  try {
-    await handle.write(header, 0, header.length, 0);
-    let end = header.length;
-    for (const [i, t] of tensors.entries()) {
-      const data = await t.data();
-      const expected = sizes[i] ?? 0;
-      if (data.byteLength !== expected) throw new FormatError({ file: path, field: `tensor "${t.name}"`, expected: `${expected} bytes of ${t.type} for shape [${t.shape.join(', ')}]`, got: `${data.byteLength} bytes` });
-      const at = header.length + (offsets[i] ?? 0);
-      let done = 0;
-      while (done < data.byteLength) {
-        const { bytesWritten } = await handle.write(data, done, Math.min(1 << 30, data.byteLength - done), at + done);
-        done += bytesWritten;
-      }
-      end = at + data.byteLength;
-    }
-    // Pad the last tensor too, so the data section is a whole number of aligned slots.
-    const last = tensors.length ? header.length + (offsets.at(-1) ?? 0) + Math.ceil((sizes.at(-1) ?? 0) / alignment) * alignment : end;
-    if (last > end) await handle.write(new Uint8Array(last - end), 0, last - end, end);
-    await handle.sync();
-    closed = true;
-    await handle.close();
-    await rename(temp, path);
-    return { bytes: Math.max(last, end), tensors: tensors.length };
-  } catch (error) {
-    if (!closed) await handle.close().catch(() => undefined);
-    await rm(temp, { force: true }).catch(() => undefined);
-    throw error;
+/** The size in bytes of a GGUF file as written: header, then aligned tensor slots. */
+export function ggufFileBytes(headerBytes: number, offsets: readonly number[], sizes: readonly number[], alignment: number): number {
+  // The last tensor is padded too, so the data section is a whole number of aligned slots.
+  return offsets.length ? headerBytes + (offsets.at(-1) ?? 0) + Math.ceil((sizes.at(-1) ?? 0) / alignment) * alignment : headerBytes;
+}
+
+/** Checks one tensor's encoded bytes against its type and shape. */
+export function checkTensorBytes(file: string, t: Omit<GgufTensorSource, 'data'>, data: Uint8Array, expected: number): void {
+  if (data.byteLength !== expected) {
+    throw new FormatError({ file, field: `tensor "${t.name}"`, expected: `${expected} bytes of ${t.type} for shape [${t.shape.join(', ')}]`, got: `${data.byteLength} bytes` });
   }
+}
+
+/**
+ * A whole GGUF file in memory (e.g. for a download in a browser); each tensor's data is produced
+ * in turn. `writeGguf(path, ...)` in `@peft-ts/gguf/node` writes the same bytes to disk.
+ */
+export async function serializeGguf(metadata: GgufMetadata, tensors: readonly GgufTensorSource[]): Promise<Uint8Array> {
+  const { header, offsets, sizes, alignment } = ggufHeader(metadata, tensors);
+  const out = new Uint8Array(ggufFileBytes(header.length, offsets, sizes, alignment));
+  out.set(header, 0);
+  for (const [i, t] of tensors.entries()) {
+    const data = await t.data();
+    checkTensorBytes('(in-memory gguf)', t, data, sizes[i] ?? 0);
+    out.set(data, header.length + (offsets[i] ?? 0));
+  }
+  return out;
 }
