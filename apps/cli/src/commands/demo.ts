@@ -7,7 +7,7 @@ import { formatBytes, PeftError } from '@peft-ts/errors';
 import { exampleDatasetPath, type Example, type Tokenizer } from '@peft-ts/data-alpaca/node';
 import { createRuntime, type Runtime } from '@peft-ts/tensor';
 import { loadModel, type CausalLM } from '@peft-ts/models/node';
-import { mergeIntoCheckpoint } from '@peft-ts/merge';
+import { mergeIntoCheckpoint } from '@peft-ts/merge/node';
 import { generateText, promptIds, resolveFinetuneConfig, runFinetune } from '@peft-ts/trainer/node';
 import { numberFlag, out, parse, UsageError } from '../args.js';
 import { createDemoAssets } from '../demo/assets.js';

@@ -87,7 +87,7 @@ export async function exportGguf(argv: string[]): Promise<number> {
     if (typeof values.adapter === 'string') {
       await checkInputDir(values.adapter, 'a PEFT adapter directory', ['adapter_config.json', 'adapter_model.safetensors'], '--adapter');
       // Merging needs the GPU runtime; load it only on this path.
-      const [{ createRuntime }, { mergeIntoCheckpoint }] = await Promise.all([import('@peft-ts/tensor'), import('@peft-ts/merge')]);
+      const [{ createRuntime }, { mergeIntoCheckpoint }] = await Promise.all([import('@peft-ts/tensor'), import('@peft-ts/merge/node')]);
       scratch = await mkdtemp(join(tmpdir(), 'peft-gguf-merge-'));
       source = join(scratch, 'merged');
       const rt = await createRuntime();

@@ -1,7 +1,7 @@
 // `peft-ts merge`: an adapter merged into its base checkpoint, written as a plain HF checkpoint.
 import { basename } from 'node:path';
 import { createRuntime } from '@peft-ts/tensor';
-import { mergeIntoCheckpoint, qloraMergeDrift } from '@peft-ts/merge';
+import { mergeIntoCheckpoint, qloraMergeDrift } from '@peft-ts/merge/node';
 import { checkInputDir, checkOutputDir, withPath } from '@peft-ts/trainer/node';
 import { PeftError } from '@peft-ts/errors';
 import { choiceFlag, numberFlag, out, parse, requirePositionals } from '../args.js';

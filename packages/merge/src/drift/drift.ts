@@ -1,9 +1,7 @@
 // How much merging a QLoRA adapter into 16-bit weights changes the model it was trained on: the
 // adapter learned on top of dequantized NF4 weights, so merging it into the original 16-bit
 // weights shifts every targeted layer by the quantization error. This reports that per layer.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Checkpoint } from '@peft-ts/safetensors/node';
+import { Checkpoint, readJson, readText, type FileTree } from '@peft-ts/safetensors';
 import { fromArray, noGrad, tidy, type Runtime } from '@peft-ts/tensor';
 import { modelLayout, parseModelConfig } from '@peft-ts/models';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, moduleHyperparameters, resolveLoraConfig } from '@peft-ts/lora';
@@ -28,16 +26,19 @@ export interface DriftOptions {
 }
 
 /**
- * Per-layer drift between merging `adapterDir` into the dequantized NF4 weights (what the adapter
- * was trained against) and into the original 16-bit weights of `baseDir`.
+ * Per-layer drift between merging the adapter in `adapterTree` into the dequantized NF4 weights
+ * (what the adapter was trained against) and into the original 16-bit weights of `baseTree`.
+ * `qloraMergeDrift(rt, baseDir, adapterDir)` in `@peft-ts/merge/node` takes directories.
  */
-export async function qloraMergeDrift(rt: Runtime, baseDir: string, adapterDir: string, options: DriftOptions = {}): Promise<LayerDrift[]> {
-  const configPath = join(baseDir, 'config.json');
-  const config = parseModelConfig(JSON.parse(await readFile(configPath, 'utf8')), configPath);
+export async function qloraMergeDriftFrom(rt: Runtime, baseTree: FileTree, adapterTree: FileTree, options: DriftOptions = {}): Promise<LayerDrift[]> {
+  const config = parseModelConfig(await readJson(baseTree, 'config.json'), `${baseTree.name}/config.json`);
   const conv1d = new Set(modelLayout(config).linears.filter((l) => l.conv1d).map((l) => l.name));
-  const lora = resolveLoraConfig(JSON.parse(await readFile(join(adapterDir, ADAPTER_CONFIG), 'utf8')) as Record<string, unknown>);
-  const adapter = await Checkpoint.open(join(adapterDir, ADAPTER_WEIGHTS));
-  const base = await Checkpoint.open(baseDir);
+  const lora = resolveLoraConfig(JSON.parse(await readText(adapterTree, ADAPTER_CONFIG)) as Record<string, unknown>, `${adapterTree.name}/${ADAPTER_CONFIG}`);
+  const adapter = await Checkpoint.open(adapterTree, { file: ADAPTER_WEIGHTS });
+  const base = await Checkpoint.open(baseTree).catch(async (error: unknown) => {
+    await adapter.close();
+    throw error;
+  });
   const out: LayerDrift[] = [];
   try {
     for (const key of adapter.names()) {

@@ -1,5 +1,5 @@
 // Merges a PEFT adapter into a base checkpoint directory and writes a plain Hugging Face
-// checkpoint, shard by shard: one tensor at a time is read, merged on the GPU and written, so the
+// checkpoint (Node only: served by @peft-ts/merge/node), shard by shard: one tensor at a time is read, merged on the GPU and written, so the
 // whole model is never in memory. A bitsandbytes 4-bit base is dequantized to the output dtype.
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

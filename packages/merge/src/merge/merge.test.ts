@@ -10,7 +10,9 @@ import { fromArray, tidy, type Runtime } from '@peft-ts/tensor';
 import { testRuntime } from '@peft-ts/tensor/testing';
 import { loadModel, type Architecture } from '@peft-ts/models/node';
 import { LoraModel } from '@peft-ts/lora/node';
-import { mergeAdapter, mergeAndUnload, mergeIntoCheckpoint, qloraMergeDrift, unmergeAdapter } from '../index.js';
+import { memoryTree } from '@peft-ts/safetensors';
+import { qloraMergeDriftFrom } from '../index.js';
+import { mergeAdapter, mergeAndUnload, mergeIntoCheckpoint, qloraMergeDrift, unmergeAdapter } from '../node.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/hf-tiny/', import.meta.url));
 const ARCHS: Architecture[] = ['llama', 'mistral', 'qwen2', 'phi3', 'gpt2'];
@@ -103,5 +105,14 @@ describe('merge', () => {
       expect(d.meanAbsUpdate).toBeGreaterThan(0);
       expect(d.ratio).toBeCloseTo(d.meanAbs / d.meanAbsUpdate, 10);
     }
+    // The main entry gives the same report from the same files held in memory.
+    const inMemory = async (dir: string, name: string) => {
+      const files: Record<string, Uint8Array> = {};
+      for (const file of await readdir(dir)) files[file] = new Uint8Array(await readFile(join(dir, file)));
+      return memoryTree(name, files);
+    };
+    const fromTrees = await qloraMergeDriftFrom(rt, await inMemory(join(fixtures, 'llama', 'model'), 'base'), await inMemory(join(fixtures, 'llama', 'adapter'), 'adapter'));
+    expect(fromTrees).toEqual(drift);
+    await expect(qloraMergeDriftFrom(rt, memoryTree('empty', {}), memoryTree('adapter', {}))).rejects.toThrow('empty: config.json: expected a file of that name, got no such file');
   });
 });
