@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/.tsbuild/**', '**/node_modules/**', '.gpu/**', '**/*.config.ts', 'vitest.workspace.ts', 'eslint.config.js', 'tools/**'],
+    ignores: ['**/dist/**', '**/.tsbuild/**', '**/node_modules/**', '.gpu/**', '**/*.config.ts', 'vitest.workspace.ts', 'eslint.config.js', 'tools/**', 'apps/web/scripts/**'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

@@ -42,7 +42,7 @@ const state = {
   running: false,
   done: false,
   error: null as string | null,
-  steps: [] as { step: number; loss: number; stepMs: number; tokensPerSecond: number }[],
+  steps: [] as { step: number; loss: number; stepMs: number; sinceStartMs: number; tokensPerSecond: number }[],
   evals: [] as { step: number; loss: number }[],
   summary: null as Extract<FromWorker, { type: 'done' }> | null,
   evaluated: null as number | null,
@@ -170,17 +170,23 @@ worker.addEventListener('message', (event: MessageEvent<FromWorker>) => {
     case 'loaded': {
       loaded = true;
       state.loaded = true;
-      state.checkpoint = m.checkpoint;
+      state.checkpoint = m.checkpoint ? { step: m.checkpoint.step } : null;
       $('load-status').textContent = `${m.model.summary}; ${m.model.trainable}. Data: ${m.data.name}, ${m.data.examples} examples (${m.data.train} train, ${m.data.validation} validation), ${m.totalSteps} steps.`;
       showPreview(m.data);
       $('resume-note').textContent = m.checkpoint ? `A saved run reached step ${m.checkpoint.step}: Train continues from it.` : '';
+      if (m.checkpoint) {
+        train.splice(0, train.length, ...m.checkpoint.train);
+        validation.splice(0, validation.length, ...m.checkpoint.validation);
+        drawChart();
+      }
       setButtons();
       if (saved.training && m.checkpoint) startTraining(true);
       break;
     }
     case 'step': {
       train.push({ step: m.step, value: m.loss });
-      state.steps.push({ step: m.step, loss: m.loss, stepMs: m.stepMs, tokensPerSecond: m.tokensPerSecond });
+      state.steps.push({ step: m.step, loss: m.loss, stepMs: m.stepMs, sinceStartMs: m.sinceStartMs, tokensPerSecond: m.tokensPerSecond });
+      if (state.steps.length === 1) $('stat-first').textContent = ms(m.stepMs);
       $('stat-step').textContent = `${m.step} / ${m.totalSteps}`;
       $('stat-loss').textContent = fmt(m.loss);
       $('stat-tps').textContent = m.tokensPerSecond.toFixed(0);
@@ -202,9 +208,10 @@ worker.addEventListener('message', (event: MessageEvent<FromWorker>) => {
       running = false;
       state.summary = m;
       state.done = true;
+      if (!m.interrupted) state.checkpoint = null;
+      $('resume-note').textContent = m.interrupted ? `Paused at step ${m.steps}: Train continues from there, here or after a reload.` : 'Finished: the adapter is ready below.';
       saved.training = false;
       writeSaved();
-      if (m.firstStepMs !== null) $('stat-first').textContent = ms(m.firstStepMs);
       if (m.meanStepMs !== null) $('stat-steptime').textContent = ms(m.meanStepMs);
       log(m.interrupted ? `paused at step ${m.steps}; a checkpoint is saved in this browser` : `done: ${m.steps} steps in ${m.seconds.toFixed(1)} s, loss ${m.finalLoss?.toFixed(4) ?? 'n/a'}`);
       setButtons();

@@ -1,6 +1,11 @@
 // Messages between the page and the training worker. Everything crosses by structured clone:
 // files as File objects, results as plain numbers, strings and byte arrays.
 
+export interface CurvePoint {
+  step: number;
+  value: number;
+}
+
 /** Where the base model comes from: the built-in demo (served under demo/), or files the user picked. */
 export type ModelChoice = { kind: 'demo' } | { kind: 'files'; name: string; files: { path: string; file: File }[] };
 
@@ -82,13 +87,38 @@ export type FromWorker =
       model: { name: string; summary: string; trainable: string };
       data: { name: string; examples: number; train: number; validation: number; preview: PreviewExample[] };
       totalSteps: number;
-      /** A checkpoint of this very run in the browser's storage, to continue from. */
-      checkpoint: { step: number } | null;
+      /** A checkpoint of this very run in the browser's storage, to continue from, with the curves up to it. */
+      checkpoint: { step: number; train: CurvePoint[]; validation: CurvePoint[] } | null;
     }
-  | { type: 'step'; step: number; totalSteps: number; loss: number; lr: number; tokensPerSecond: number; seconds: number; stepMs: number }
+  | {
+      type: 'step';
+      step: number;
+      totalSteps: number;
+      loss: number;
+      lr: number;
+      /** This step's tokens over its wall time. */
+      tokensPerSecond: number;
+      seconds: number;
+      stepMs: number;
+      /** Since this session of training started (a resume starts a new one). */
+      sinceStartMs: number;
+    }
   | { type: 'eval'; step: number; loss: number }
   | { type: 'saved'; step: number }
-  | { type: 'done'; steps: number; seconds: number; finalLoss: number | null; bestValLoss: number | null; interrupted: boolean; firstStepMs: number | null; meanStepMs: number | null }
+  | {
+      type: 'done';
+      steps: number;
+      seconds: number;
+      finalLoss: number | null;
+      bestValLoss: number | null;
+      interrupted: boolean;
+      /** The first step's wall time: with a fresh device, mostly shader compilation. */
+      firstStepMs: number | null;
+      /** From the start of training (adapter, optimizer, the evaluation at step 0) to the end of the first step. */
+      startupMs: number | null;
+      /** Mean wall time of the other steps. */
+      meanStepMs: number | null;
+    }
   | { type: 'evaluated'; loss: number; tokens: number }
   | { type: 'text'; delta: string; done: boolean }
   | { type: 'adapter'; files: { name: string; bytes: Uint8Array }[] }

@@ -3,20 +3,24 @@
 // files and keeping checkpoints in OPFS, so that the page's thread only draws.
 import { createRuntime, type Runtime } from '@peft-ts/tensor';
 import { blobSource, memoryTree, readJson, type ByteSource, type FileTree } from '@peft-ts/safetensors';
-import { IGNORE_INDEX, previewMasks, type Tokenizer } from '@peft-ts/data-alpaca';
+import { BatchIterator, IGNORE_INDEX, previewMasks } from '@peft-ts/data-alpaca';
+import { loadModelFrom } from '@peft-ts/models';
 import {
   evaluateLoss,
+  finetune,
   generateText,
-  prepareFinetune,
+  modelLoadOptionsFrom,
+  prepareFinetuneFrom,
   promptIds,
   resolveFinetuneConfig,
-  runFinetune,
+  runIdentityFrom,
   type FinetuneConfig,
   type FinetuneRun,
-  type PreparedFinetune,
+  type PreparedData,
+  type RunIdentity,
 } from '@peft-ts/trainer';
 import { opfsTree, type OpfsTree } from './opfs.js';
-import type { DataChoice, FromWorker, ModelChoice, PreviewExample, ToWorker, TrainSettings } from './protocol.js';
+import type { CurvePoint, DataChoice, FromWorker, ModelChoice, PreviewExample, ToWorker, TrainSettings } from './protocol.js';
 
 interface WorkerScope {
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
@@ -29,13 +33,15 @@ const log = (line: string) => post({ type: 'log', line });
 /** Where the run keeps its checkpoints, metrics and a copy of a picked dataset. */
 const RUN_DIR = 'peft-ts/run';
 const SAVED_DATA = 'data.json';
+/** The loss curves up to the newest checkpoint, so that the chart survives a reload too. */
+const CURVES = 'curves.json';
 
 interface Loaded {
   config: FinetuneConfig;
   model: FileTree;
-  data: ByteSource;
   output: OpfsTree;
-  prepared: PreparedFinetune;
+  prepared: PreparedData;
+  identity: RunIdentity;
 }
 
 let runtime: Runtime | null = null;
@@ -81,7 +87,7 @@ async function demoDataset(): Promise<ByteSource> {
 
 /** The folder the page was served from (the worker's own script sits in assets/ below it). */
 function siteRoot(): URL {
-  return new URL('..', import.meta.url);
+  return new URL(/* @vite-ignore */ '..', import.meta.url);
 }
 
 async function modelTree(choice: ModelChoice): Promise<FileTree> {
@@ -129,7 +135,7 @@ function finetuneConfig(settings: TrainSettings, model: string, data: string): F
   );
 }
 
-function preview(prepared: PreparedFinetune, count: number): PreviewExample[] {
+function preview(prepared: PreparedData, count: number): PreviewExample[] {
   const open = '\u0001';
   const close = '\u0002';
   return prepared.split.train.slice(0, count).map((example) => {
@@ -149,6 +155,34 @@ function preview(prepared: PreparedFinetune, count: number): PreviewExample[] {
   });
 }
 
+async function sha256(parts: (string | Uint8Array)[]): Promise<string> {
+  const encoder = new TextEncoder();
+  const chunks = parts.map((p) => (typeof p === 'string' ? encoder.encode(p) : p));
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  const digest = await crypto.subtle.digest('SHA-256', all);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * What a checkpoint is checked against before a resume: the model (its config.json and the
+ * names and sizes of its files) and the data (every byte), so that a reload with another model
+ * or dataset starts afresh instead of continuing a different run.
+ */
+async function runIdentity(config: FinetuneConfig, model: FileTree, data: ByteSource): Promise<RunIdentity> {
+  const names = await model.list();
+  const sizes: string[] = [];
+  for (const name of names) sizes.push(`${name}:${(await model.open(name))?.size ?? 0}`);
+  const configJson = await model.open('config.json');
+  const modelPrint = await sha256([configJson ? await configJson.read(0, configJson.size) : '', sizes.join('\n')]);
+  const dataPrint = await sha256([await data.read(0, data.size)]);
+  return runIdentityFrom(config, { model: modelPrint, data: dataPrint });
+}
+
 async function modelSummary(tree: FileTree): Promise<string> {
   const c = (await readJson(tree, 'config.json')) as Record<string, unknown>;
   const arch = Array.isArray(c.architectures) ? String(c.architectures[0]) : String(c.model_type);
@@ -163,6 +197,14 @@ async function latestCheckpoint(output: OpfsTree): Promise<number | null> {
   return steps.length > 0 ? Math.max(...steps) : null;
 }
 
+async function savedCurves(output: OpfsTree, step: number): Promise<{ train: CurvePoint[]; validation: CurvePoint[] }> {
+  const source = await output.open(CURVES);
+  if (!source) return { train: [], validation: [] };
+  const curves = JSON.parse(new TextDecoder().decode(await source.read(0, source.size))) as { train: CurvePoint[]; validation: CurvePoint[] };
+  const upTo = (points: CurvePoint[]) => points.filter((p) => p.step <= step);
+  return { train: upTo(curves.train), validation: upTo(curves.validation) };
+}
+
 async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   await device();
   run?.model.dispose();
@@ -171,58 +213,82 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   const model = await modelTree(m.model);
   const data = await dataSource(m.data, output);
   const config = finetuneConfig(m.settings, model.name, data.name);
-  const prepared = await prepareFinetune(config, { log, io: { model, data, output } });
-  loaded = { config, model, data, output, prepared };
+  const prepared = await prepareFinetuneFrom(config, { model, data }, { log });
+  const identity = await runIdentity(config, model, data);
+  loaded = { config, model, output, prepared, identity };
   const step = await latestCheckpoint(output);
   const total = config.maxSteps ?? 0;
+  const curves = step !== null ? await savedCurves(output, step) : null;
   post({
     type: 'loaded',
-    model: { name: model.name, summary: await modelSummary(model), trainable: `LoRA r=${config.r} on ${config.targets === 'all-linear' ? 'every linear layer' : config.targets.join(', ')}` },
+    model: { name: model.name, summary: await modelSummary(model), trainable: `${config.method === 'qlora' ? 'QLoRA' : 'LoRA'} r=${config.r} on ${config.targets === 'all-linear' ? 'every linear layer' : config.targets.join(', ')}` },
     data: { name: data.name, examples: prepared.split.train.length + prepared.split.validation.length, train: prepared.split.train.length, validation: prepared.split.validation.length, preview: preview(prepared, 3) },
     totalSteps: total,
-    checkpoint: step !== null && step < total ? { step } : null,
+    checkpoint: step !== null && step < total && curves ? { step, ...curves } : null,
   });
+}
+
+/** Everything in the run's folder but the saved dataset: a fresh run starts from nothing. */
+async function clearRun(output: OpfsTree): Promise<void> {
+  for (const name of new Set((await output.list()).map((n) => n.split('/')[0] ?? n))) if (name !== SAVED_DATA) await output.remove(name);
 }
 
 async function train(resume: boolean): Promise<void> {
   if (!loaded) throw new Error('Train: load a model and data first');
   const rt = await device();
-  const { config, model, data, output, prepared } = loaded;
-  if (!resume) {
-    for (const name of await output.list()) if (name !== SAVED_DATA) await output.remove(name.split('/')[0] ?? name);
-  }
+  const { config, model: modelFiles, output, prepared, identity } = loaded;
+  if (!resume) await clearRun(output);
   run?.model.dispose();
   run = null;
+  const started = performance.now();
+  const model = await loadModelFrom(rt, modelFiles, await modelLoadOptionsFrom(modelFiles, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant }));
+  log(`model loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   stop = new AbortController();
   const stepTimes: number[] = [];
-  let last = performance.now();
-  const result = await runFinetune(rt, { ...config, resume: resume ? 'latest' : null, overwrite: !resume }, {
-    log,
-    io: { model, data, output },
-    prepared,
-    progress: false,
-    signal: stop.signal,
-    callbacks: {
-      onStepEnd: async (s) => {
-        // Reading the loss waits for the GPU, so this is the step's wall time, compile included.
-        const now = performance.now();
-        stepTimes.push(now - last);
-        post({ type: 'step', step: s.step, totalSteps: config.maxSteps ?? s.step, loss: s.loss, lr: s.lr, tokensPerSecond: s.tokensPerSecond, seconds: s.elapsedSeconds, stepMs: now - last });
-        await Promise.resolve();
-        last = performance.now();
+  const curves = resume ? await savedCurves(output, (await latestCheckpoint(output)) ?? 0) : { train: [], validation: [] };
+  const begun = performance.now();
+  let firstStepEnd: number | null = null;
+  let last = begun;
+  let lastTokens: number | null = null;
+  try {
+    run = await finetune(rt, config, {
+      model,
+      prepared,
+      store: output,
+      resume: resume ? 'latest' : null,
+      identity,
+      log,
+      signal: stop.signal,
+      callbacks: {
+        onStepEnd: (s) => {
+          // The trainer reads the loss back, so this is the step's wall time, shader compilation included.
+          const now = performance.now();
+          firstStepEnd ??= now;
+          stepTimes.push(now - last);
+          curves.train.push({ step: s.step, value: s.loss });
+          // This step's rate (the trainer's own is averaged since the run started, compilation included).
+          const rate = lastTokens === null ? s.tokensPerSecond : (s.tokens - lastTokens) / Math.max(1e-9, (now - last) / 1000);
+          lastTokens = s.tokens;
+          post({ type: 'step', step: s.step, totalSteps: config.maxSteps ?? s.step, loss: s.loss, lr: s.lr, tokensPerSecond: rate, seconds: s.elapsedSeconds, stepMs: now - last, sinceStartMs: now - begun });
+          last = performance.now();
+        },
+        onEvaluate: (e) => {
+          post({ type: 'eval', step: e.step, loss: e.valLoss });
+          curves.validation.push({ step: e.step, value: e.valLoss });
+          last = performance.now();
+        },
+        onSave: async (_where, step) => {
+          await output.write(CURVES, JSON.stringify(curves));
+          post({ type: 'saved', step });
+          last = performance.now();
+        },
       },
-      onEvaluate: (e) => {
-        post({ type: 'eval', step: e.step, loss: e.valLoss });
-        last = performance.now();
-      },
-      onSave: (_dir, step) => {
-        post({ type: 'saved', step });
-        last = performance.now();
-      },
-    },
-  });
-  run = result;
-  const s = result.summary;
+    });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  const s = run.summary;
   const steady = stepTimes.slice(1);
   post({
     type: 'done',
@@ -232,18 +298,18 @@ async function train(resume: boolean): Promise<void> {
     bestValLoss: s.bestValLoss,
     interrupted: s.interrupted,
     firstStepMs: stepTimes[0] ?? null,
+    startupMs: firstStepEnd === null ? null : firstStepEnd - begun,
     meanStepMs: steady.length > 0 ? steady.reduce((a, b) => a + b, 0) / steady.length : null,
   });
 }
 
-function trained(): FinetuneRun & { tokenizer: Tokenizer } {
+function trained(): FinetuneRun {
   if (!run) throw new Error('train the adapter first');
   return run;
 }
 
 async function evaluate(): Promise<void> {
   const r = trained();
-  const { BatchIterator } = await import('@peft-ts/data-alpaca');
   const c = loaded?.config;
   if (!c) throw new Error('Evaluate: load a model and data first');
   const batches = new BatchIterator(r.validation, { batchSize: c.batchSize, padId: r.tokenizer.padId, seed: c.seed, shuffle: false, maxLength: c.maxLength });
@@ -261,22 +327,29 @@ async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<voi
   post({ type: 'text', delta: '', done: true });
 }
 
+/** The adapter the run wrote (`adapter/` in its store, as `peft-ts train` writes it), else the one in memory. */
 async function exportAdapter(): Promise<void> {
-  const r = trained();
-  const out = memoryTree('adapter');
-  await r.lora.saveAdapterTo(out);
+  const output = loaded?.output ?? (await opfsTree(RUN_DIR));
   const files: { name: string; bytes: Uint8Array }[] = [];
   for (const name of ['adapter_config.json', 'adapter_model.safetensors']) {
-    const value = out.files.get(name);
-    if (value === undefined) throw new Error(`Download: the adapter has no ${name}`);
-    files.push({ name, bytes: typeof value === 'string' ? new TextEncoder().encode(value) : value instanceof Uint8Array ? value : new Uint8Array(await value.arrayBuffer()) });
+    const source = await output.open(`adapter/${name}`);
+    if (source) files.push({ name, bytes: await source.read(0, source.size) });
+  }
+  if (files.length < 2) {
+    const out = memoryTree('adapter');
+    await trained().lora.saveAdapterTo(out);
+    files.length = 0;
+    for (const name of ['adapter_config.json', 'adapter_model.safetensors']) {
+      const value = out.files.get(name);
+      if (value === undefined) throw new Error(`Download: the adapter has no ${name}`);
+      files.push({ name, bytes: typeof value === 'string' ? new TextEncoder().encode(value) : value instanceof Uint8Array ? value : new Uint8Array(await value.arrayBuffer()) });
+    }
   }
   post({ type: 'adapter', files }, files.map((f) => f.bytes.buffer));
 }
 
 async function forget(): Promise<void> {
-  const output = await opfsTree(RUN_DIR);
-  for (const name of new Set((await output.list()).map((n) => n.split('/')[0] ?? n))) await output.remove(name);
+  await clearRun(loaded?.output ?? (await opfsTree(RUN_DIR)));
   log('the saved run was deleted from this browser');
 }
 

@@ -101,7 +101,10 @@ function readSafetensors(bytes: Uint8Array): Tensors {
   for (const [name, entry] of Object.entries(header as Tensors['header'])) {
     expect(entry.dtype, name).toBe('F32');
     const [start, end] = entry.data_offsets;
-    values.set(name, new Float32Array(bytes.slice(8 + n + start, 8 + n + end).buffer));
+    // A copy: a Buffer's `slice` shares memory with Node's buffer pool, at another offset.
+    const raw = new Uint8Array(end - start);
+    raw.set(bytes.subarray(8 + n + start, 8 + n + end));
+    values.set(name, new Float32Array(raw.buffer));
   }
   return { header: header as Tensors['header'], values };
 }
@@ -111,7 +114,7 @@ interface PageState {
   loaded: boolean;
   done: boolean;
   error: string | null;
-  steps: { step: number; loss: number; stepMs: number; tokensPerSecond: number }[];
+  steps: { step: number; loss: number; stepMs: number; sinceStartMs: number; tokensPerSecond: number }[];
   evals: { step: number; loss: number }[];
   summary: { steps: number; firstStepMs: number | null; meanStepMs: number | null; interrupted: boolean } | null;
   checkpoint: { step: number } | null;
@@ -198,6 +201,7 @@ describe('the web page in headless Chromium', () => {
       await page.click('#train');
       const before = await waitFor(page, `step ${RELOAD_AFTER}`, (s) => s.steps.some((x) => x.step >= RELOAD_AFTER), 240_000);
       const firstStepMs = before.steps[0]?.stepMs ?? NaN;
+      const startToFirstStepMs = before.steps[0]?.sinceStartMs ?? NaN;
 
       // A reload in the middle: the page picks the run up from its last checkpoint in OPFS.
       await page.reload({ waitUntil: 'load' });
@@ -227,6 +231,7 @@ describe('the web page in headless Chromium', () => {
       const until = Date.now() + 30_000;
       while (!['adapter_config.json', 'adapter_model.safetensors'].every((f) => existsSync(join(downloads, f))) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
       mkdirSync(join(root, 'docs/images'), { recursive: true });
+      await page.evaluate(() => window.scrollTo(0, 0));
       await page.screenshot({ path: screenshot, fullPage: false });
 
       // The adapter: PEFT's files, the same tensors as the CLI's within the stated tolerance.
@@ -262,6 +267,8 @@ describe('the web page in headless Chromium', () => {
       const steady = after.steps.slice(1).map((x) => x.stepMs);
       const report = {
         firstStepMs: Math.round(firstStepMs),
+        startToFirstStepMs: Math.round(startToFirstStepMs),
+        firstStepAfterReloadMs: Math.round(after.steps[0]?.stepMs ?? NaN),
         steadyStepMs: Math.round(mean(steady)),
         tokensPerSecond: Math.round(mean(after.steps.slice(1).map((x) => x.tokensPerSecond))),
         browserTrainSeconds: Number(trainSeconds.toFixed(1)),
