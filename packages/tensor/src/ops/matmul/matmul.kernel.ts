@@ -450,34 +450,24 @@ export function broadcastGemmSpec(variant: GemmVariant, t: BroadcastTile): Kerne
   const S = t.lanes;
   const aAt = (m: string, k: string): string => scalarLoad('A', v.a.dtype, v.f16, v.a.trans ? `aBase + (${k}) * u.lda + ${m}` : `aBase + (${m}) * u.lda + ${k}`, 'f32');
   const bAt = (k: string, n: string): string => scalarLoad('B', v.b.dtype, v.f16, v.b.trans ? `bBase + (${n}) * u.ldb + ${k}` : `bBase + (${k}) * u.ldb + ${n}`, 'f32');
-  const step = (): string => {
+  const step = (guarded: boolean): string => {
     const lines: string[] = [];
     // Rows past M and columns past N read clamped indices; only their own (unstored) outputs see them.
-    for (let r = 0; r < t.rm; r++) lines.push(`let a${r} = ${aAt(`min(m0 + ${r}u, u.M - 1u)`, 'k0 + lane')};`);
+    for (let r = 0; r < t.rm; r++) {
+      const load = aAt(`min(m0 + ${r}u, u.M - 1u)`, guarded ? 'min(k0 + lane, u.K - 1u)' : 'k0 + lane');
+      lines.push(`let a${r} = ${guarded ? `select(0.0, ${load}, k0 + lane < u.K)` : load};`);
+    }
     for (let kk = 0; kk < S; kk++) {
-      for (let c = 0; c < t.rn; c++) lines.push(`let b${kk}_${c} = ${bAt(`k0 + ${kk}u`, `nc${c}`)};`);
+      for (let c = 0; c < t.rn; c++) {
+        const load = bAt(guarded ? `min(k0 + ${kk}u, u.K - 1u)` : `k0 + ${kk}u`, `nc${c}`);
+        lines.push(`let b${kk}_${c} = ${guarded ? `select(0.0, ${load}, k0 + ${kk}u < u.K)` : load};`);
+      }
     }
     for (let kk = 0; kk < S; kk++) {
       for (let r = 0; r < t.rm; r++) {
         lines.push(`{ let av = subgroupBroadcast(a${r}, ${kk}u); ${Array.from({ length: t.rn }, (_, c) => `c${r}_${c} = fma(av, b${kk}_${c}, c${r}_${c});`).join(' ')} }`);
       }
     }
-    return lines.join('\n    ');
-  };
-  // The last partial step of k, reading zeros past K: the same fma order as a full step, as a
-  // loop over the lanes (a dynamic shuffle instead of unrolled broadcasts), which keeps the shader
-  // about half the size, and so its compile time, for code that runs at most once per tile.
-  const tail = (): string => {
-    const lines: string[] = [];
-    for (let r = 0; r < t.rm; r++) {
-      lines.push(`let a${r} = select(0.0, ${aAt(`min(m0 + ${r}u, u.M - 1u)`, 'min(k0 + lane, u.K - 1u)')}, k0 + lane < u.K);`);
-    }
-    lines.push(`for (var kk = 0u; kk < ${S}u; kk++) {`);
-    for (let c = 0; c < t.rn; c++) lines.push(`  let b${c} = select(0.0, ${bAt('min(k0 + kk, u.K - 1u)', `nc${c}`)}, k0 + kk < u.K);`);
-    for (let r = 0; r < t.rm; r++) {
-      lines.push(`  { let av = subgroupShuffle(a${r}, kk); ${Array.from({ length: t.rn }, (_, c) => `c${r}_${c} = fma(av, b${c}, c${r}_${c});`).join(' ')} }`);
-    }
-    lines.push('}');
     return lines.join('\n    ');
   };
   const accDecls: string[] = [];
@@ -505,11 +495,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane
   ${accDecls.join('\n  ')}
   let kFull = u.K - u.K % ${S}u;
   for (var k0 = 0u; k0 < kFull; k0 += ${S}u) {
-    ${step()}
+    ${step(false)}
   }
   if (kFull < u.K) {
     let k0 = kFull;
-    ${tail()}
+    ${step(true)}
   }
   ${stores.join('\n  ')}
 }`,
