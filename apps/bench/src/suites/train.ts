@@ -297,7 +297,7 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
       value: perStep('dispatches'),
       unit: 'dispatches',
       iterations: times.length,
-      detail: `${perStep('submits').toFixed(1)} submits, ${Number.isNaN(perStep('readbacks')) ? '?' : perStep('readbacks').toFixed(1)} readbacks; phases (synced step) forward ${phases.forward.toFixed(1)} ms, backward ${phases.backward.toFixed(1)} ms, optimizer ${phases.optimizer.toFixed(1)} ms${kernels}`,
+      detail: `${perStep('submits').toFixed(1)} submits, ${Number.isNaN(perStep('readbacks')) ? '?' : perStep('readbacks').toFixed(1)} readbacks; ${c.steps ? 'phases not timed' : `phases (synced step) forward ${phases.forward.toFixed(1)} ms, backward ${phases.backward.toFixed(1)} ms, optimizer ${phases.optimizer.toFixed(1)} ms`}${kernels}`,
     });
   } finally {
     optimizer.dispose();
