@@ -48,7 +48,7 @@ function cases(): CompileCase[] {
 
 export const COMPILE_CASES: readonly CompileCase[] = cases();
 
-interface Counts {
+export interface Counts {
   pipelines: number;
   /** Blocking compile time; NaN on a runtime without the counter (an older commit run side by side). */
   compileMs: number;
@@ -105,7 +105,7 @@ async function prepare(rt: Runtime, c: CompileCase, config: ModelConfig): Promis
   };
 }
 
-interface Measured {
+export interface Measured {
   /** Building the model (random weights, quantization) and, when precompiling, the compiles overlapped with it. */
   readyMs: number;
   firstMs: number;
@@ -119,7 +119,7 @@ interface Measured {
 }
 
 /** One case on a fresh device, so nothing is compiled yet (in this process; a driver may still cache on disk). */
-async function measure(c: CompileCase, config: ModelConfig, precompile: KernelSpec[] | null): Promise<Measured> {
+export async function measure(c: CompileCase, config: ModelConfig, precompile: KernelSpec[] | null): Promise<Measured> {
   const rt = await createRuntime({ seed: 0 });
   try {
     const t0 = performance.now();
