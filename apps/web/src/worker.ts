@@ -12,7 +12,6 @@ import {
   modelLoadOptionsFrom,
   prepareFinetuneFrom,
   promptIds,
-  resolveFinetuneConfig,
   runIdentityFrom,
   type FinetuneConfig,
   type FinetuneRun,
@@ -20,7 +19,8 @@ import {
   type RunIdentity,
 } from '@peft-ts/trainer';
 import { opfsTree, type OpfsTree } from './opfs.js';
-import type { CurvePoint, DataChoice, FromWorker, ModelChoice, PreviewExample, ToWorker, TrainSettings } from './protocol.js';
+import { finetuneConfig, maskedRuns, TRAINED_CLOSE, TRAINED_OPEN } from './settings.js';
+import type { CurvePoint, DataChoice, FromWorker, ModelChoice, PreviewExample, ToWorker } from './protocol.js';
 
 interface WorkerScope {
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
@@ -107,52 +107,13 @@ async function dataSource(choice: DataChoice, output: OpfsTree): Promise<ByteSou
   return blobSource(choice.file, choice.file.name);
 }
 
-/** The page's settings as the configuration `peft-ts train` resolves from the same flags. */
-function finetuneConfig(settings: TrainSettings, model: string, data: string): FinetuneConfig {
-  return resolveFinetuneConfig(
-    {
-      model,
-      data,
-      output: RUN_DIR,
-      method: settings.method,
-      r: settings.r,
-      alpha: settings.alpha,
-      dropout: settings.dropout,
-      targets: settings.targets === 'all-linear' ? 'all-linear' : settings.targets.split(',').map((s) => s.trim()).filter((s) => s !== ''),
-      lr: settings.lr,
-      schedule: settings.schedule,
-      warmupSteps: settings.warmupSteps,
-      maxSteps: settings.maxSteps,
-      batchSize: settings.batchSize,
-      gradientAccumulation: settings.gradientAccumulation,
-      maxLength: settings.maxLength,
-      validationSplit: settings.validationSplit,
-      evalEvery: settings.evalEvery,
-      saveEvery: settings.saveEvery,
-      seed: settings.seed,
-    },
-    'settings',
-  );
-}
-
 function preview(prepared: PreparedData, count: number): PreviewExample[] {
-  const open = '\u0001';
-  const close = '\u0002';
-  return prepared.split.train.slice(0, count).map((example) => {
-    const text = previewMasks(example, prepared.tokenizer, { open, close });
-    const runs: [string, boolean][] = [];
-    for (const part of text.split(open)) {
-      const end = part.indexOf(close);
-      if (end < 0) runs.push([part, false]);
-      else runs.push([part.slice(0, end), true], [part.slice(end + 1), false]);
-    }
-    return {
-      source: example.source ? `${example.source.file}:${example.source.line}` : 'example',
-      runs: runs.filter(([t]) => t !== ''),
-      tokens: example.length,
-      trainedTokens: example.labels.filter((l, t) => t > 0 && l !== IGNORE_INDEX).length,
-    };
-  });
+  return prepared.split.train.slice(0, count).map((example) => ({
+    source: example.source ? `${example.source.file}:${example.source.line}` : 'example',
+    runs: maskedRuns(previewMasks(example, prepared.tokenizer, { open: TRAINED_OPEN, close: TRAINED_CLOSE })),
+    tokens: example.length,
+    trainedTokens: example.labels.filter((l, t) => t > 0 && l !== IGNORE_INDEX).length,
+  }));
 }
 
 async function sha256(parts: (string | Uint8Array)[]): Promise<string> {
@@ -212,7 +173,7 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   const output = await opfsTree(RUN_DIR);
   const model = await modelTree(m.model);
   const data = await dataSource(m.data, output);
-  const config = finetuneConfig(m.settings, model.name, data.name);
+  const config = finetuneConfig(m.settings, model.name, data.name, RUN_DIR);
   const prepared = await prepareFinetuneFrom(config, { model, data }, { log });
   const identity = await runIdentity(config, model, data);
   loaded = { config, model, output, prepared, identity };

@@ -140,6 +140,27 @@ async function waitFor(page: Page, what: string, ok: (s: PageState) => boolean, 
   }
 }
 
+/** Fills the page's settings form. */
+async function setSettings(page: Page, settings: Record<string, string | number>): Promise<void> {
+  await page.evaluate((values: Record<string, string | number>) => {
+    for (const [key, value] of Object.entries(values)) {
+      const field = document.querySelector<HTMLInputElement | HTMLSelectElement>(`#settings [name="${key}"]`);
+      if (!field) throw new Error(`no setting ${key}`);
+      field.value = String(value);
+    }
+  }, settings);
+}
+
+/** Each optimizer step's training loss from a run's metrics.jsonl. */
+function metricLosses(file: string): number[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as { type: string; step: number; loss?: number })
+    .filter((r) => r.type === 'train')
+    .map((r) => r.loss ?? NaN);
+}
+
 describe('the web page in headless Chromium', () => {
   let server: Server | undefined;
   let url = '';
@@ -190,13 +211,7 @@ describe('the web page in headless Chromium', () => {
     try {
       await page.goto(url, { waitUntil: 'load' });
       await waitFor(page, 'the WebGPU device', (s) => s.ready, 60_000);
-      await page.evaluate((settings: Record<string, string | number>) => {
-        for (const [key, value] of Object.entries(settings)) {
-          const field = document.querySelector<HTMLInputElement | HTMLSelectElement>(`#settings [name="${key}"]`);
-          if (!field) throw new Error(`no setting ${key}`);
-          field.value = String(value);
-        }
-      }, SETTINGS);
+      await setSettings(page, SETTINGS);
       await page.click('#load');
       const loaded = await waitFor(page, 'the model and data', (s) => s.loaded, 60_000);
       expect(loaded.checkpoint).toBeNull();
@@ -269,12 +284,7 @@ describe('the web page in headless Chromium', () => {
         }
       }
       // The same losses, step by step, as the CLI logged them in metrics.jsonl.
-      const cliLosses = readFileSync(join(cliOut, 'metrics.jsonl'), 'utf8')
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => JSON.parse(line) as { type: string; step: number; loss?: number })
-        .filter((r) => r.type === 'train')
-        .map((r) => r.loss ?? NaN);
+      const cliLosses = metricLosses(join(cliOut, 'metrics.jsonl'));
       expect(cliLosses).toHaveLength(SETTINGS.maxSteps);
       const lossDiff = Math.max(...losses.map((x, i) => Math.abs(x - (cliLosses[i] ?? NaN))));
       const identical = Buffer.compare(webBytes, cliBytes) === 0;
@@ -303,6 +313,49 @@ describe('the web page in headless Chromium', () => {
       console.error(pageLines.slice(-40).join('\n'));
       await page.screenshot({ path: join(tmpdir(), 'peft-web-failure.png') }).catch(() => undefined);
       throw error;
+    }
+  });
+  it('trains QLoRA (an NF4 base quantized on load) with the losses peft-ts train --qlora logs', async () => {
+    // Three steps, no validation split (so no evaluation) and no checkpoint: the NF4 kernels' compilation is most of the cost.
+    const steps = 3;
+    const changes: Record<string, string> = { '--max-steps': String(steps), '--validation-split': '0', '--save-every': '1000' };
+    const qOut = join(work, 'cli-qlora');
+    const flags = CLI_FLAGS.map((f, i) => (f === '--lora' ? '--qlora' : (changes[CLI_FLAGS[i - 1] ?? ''] ?? f)));
+    const cliStarted = Date.now();
+    const ref = spawnSync(process.execPath, [cli, 'train', '--model', join(site, 'demo/model'), '--data', join(site, 'demo/example-alpaca.json'), '--output', qOut, ...flags], { encoding: 'utf8' });
+    expect(ref.status, `peft-ts train --qlora failed:\n${ref.stderr}`).toBe(0);
+    const cliSeconds = (Date.now() - cliStarted) / 1000;
+
+    if (!browser) throw new Error('no browser');
+    // Storage of its own, so that the first test's saved run plays no part.
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageLines.push(`pageerror: ${String(e)}`));
+    try {
+      await page.goto(url, { waitUntil: 'load' });
+      await waitFor(page, 'the WebGPU device', (s) => s.ready, 60_000);
+      await setSettings(page, { ...SETTINGS, method: 'qlora', maxSteps: steps, validationSplit: 0, saveEvery: 1000 });
+      const started = Date.now();
+      await page.click('#load');
+      await waitFor(page, 'the model and data', (s) => s.loaded, 60_000);
+      await page.click('#train');
+      const done = await waitFor(page, 'the end of QLoRA training', (s) => s.done, 240_000);
+      const losses = done.steps.map((x) => x.loss);
+      const cliLosses = metricLosses(join(qOut, 'metrics.jsonl'));
+      expect(losses).toHaveLength(steps);
+      expect(cliLosses).toHaveLength(steps);
+      const lossDiff = Math.max(...losses.map((x, i) => Math.abs(x - (cliLosses[i] ?? NaN))));
+      console.log(
+        `QLoRA in Chromium: losses ${losses.map((x) => x.toFixed(4)).join(' ')}, first step ${Math.round(done.steps[0]?.stepMs ?? NaN)} ms, ` +
+          `then ${done.steps.slice(1).map((x) => Math.round(x.stepMs)).join(', ')} ms; load and train ${((Date.now() - started) / 1000).toFixed(1)} s ` +
+          `(the CLI: ${cliSeconds.toFixed(1)} s); worst loss difference from the CLI ${lossDiff}`,
+      );
+      expect(lossDiff).toBeLessThanOrEqual(LOSS_TOLERANCE);
+    } catch (error) {
+      console.error(pageLines.slice(-40).join('\n'));
+      throw error;
+    } finally {
+      await context.close();
     }
   });
 });
