@@ -71,7 +71,10 @@ async function step(name, fn) {
 
 const readJson = async (path) => JSON.parse(await readFile(path, 'utf8'));
 
-/** Every workspace member: its directory, manifest and the import specifiers its exports map offers. */
+/**
+ * Every published workspace member: its directory, manifest and the import specifiers its
+ * exports map offers. A member marked private (apps/web, a static site) is never published.
+ */
 async function members() {
   const out = [];
   for (const group of ['packages', 'apps']) {
@@ -79,6 +82,7 @@ async function members() {
       const dir = join(ROOT, group, name);
       if (!existsSync(join(dir, 'package.json'))) continue;
       const pkg = await readJson(join(dir, 'package.json'));
+      if (pkg.private === true) continue;
       const entries = Object.keys(pkg.exports ?? {})
         .filter((k) => k !== './package.json')
         .map((k) => (k === '.' ? pkg.name : `${pkg.name}/${k.slice(2)}`));
@@ -155,7 +159,7 @@ async function main() {
   try {
     const byName = new Map();
     await step(`pack ${all.length} packages and apps`, async () => {
-      const filters = [...new Set(all.map((m) => `./${m.rel.split('/')[0]}/*`))].flatMap((f) => ['--filter', f]);
+      const filters = all.flatMap((m) => ['--filter', `./${m.rel}`]);
       await run('pnpm', ['-r', ...filters, 'pack', '--pack-destination', tarballs]);
       for (const m of all) {
         const file = join(tarballs, `${m.pkg.name.replace(/^@/, '').replace('/', '-')}-${m.pkg.version}.tgz`);
@@ -179,7 +183,6 @@ async function main() {
         check(new RegExp(`(npm install (--global )?|npx )${pkg.name}`).test(readme), `${where}: README.md shows no "npm install ${pkg.name}"`);
         for (const field of ['license', 'repository', 'homepage', 'bugs', 'keywords', 'description', 'engines']) check(pkg[field] !== undefined, `${where}: no "${field}"`);
         check(pkg.repository.directory === m.rel, `${where}: repository.directory should be ${m.rel}`);
-        check(!pkg.private, `${where}: private`);
         for (const type of ['dependencies', 'peerDependencies', 'optionalDependencies']) {
           for (const [dep, range] of Object.entries(pkg[type] ?? {})) {
             check(!range.startsWith('workspace:'), `${where}: ${type}.${dep} is ${range}`);
