@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const app = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -354,6 +354,33 @@ describe('the web page in headless Chromium', () => {
     } catch (error) {
       console.error(pageLines.slice(-40).join('\n'));
       throw error;
+    } finally {
+      await context.close();
+    }
+  });
+  it('loads a model folder and a dataset file chosen with the file inputs', async () => {
+    if (!browser) throw new Error('no browser');
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    try {
+      await page.goto(url, { waitUntil: 'load' });
+      await waitFor(page, 'the WebGPU device', (s) => s.ready, 60_000);
+      const model = join(site, 'demo/model');
+      const modelInput = (await page.$('#model-input')) as ElementHandle<HTMLInputElement> | null;
+      const dataInput = (await page.$('#data-input')) as ElementHandle<HTMLInputElement> | null;
+      if (!modelInput || !dataInput) throw new Error('the page has no file inputs');
+      // A folder input takes the folder itself; its files come with paths under the folder's name.
+      await modelInput.uploadFile(model);
+      await dataInput.uploadFile(join(site, 'demo/example-alpaca.json'));
+      expect(await page.$eval('input[name="model"]:checked', (el) => el.value)).toBe('files');
+      expect(await page.$eval('input[name="data"]:checked', (el) => el.value)).toBe('file');
+      await page.click('#load');
+      await waitFor(page, 'the chosen model and data', (s) => s.loaded, 60_000);
+      const status = await page.$eval('#load-status', (el) => el.textContent ?? '');
+      expect(status).toMatch(/^model: LlamaForCausalLM, 2 layers, hidden 64, vocab 1024/);
+      expect(await page.$eval('#model-name', (el) => el.textContent ?? '')).toMatch(/^model: 7 files, 0\.9 MiB$/);
+      expect(status).toMatch(/example-alpaca\.json, 255 examples \(229 train, 26 validation\)/);
+      expect(await page.$$eval('#preview-list .example mark', (els) => els.length)).toBeGreaterThan(0);
     } finally {
       await context.close();
     }
