@@ -13,10 +13,14 @@ function reference(y: Float32Array, x: ArrayLike<number>, a: Float32Array, b: Fl
     const t = new Float64Array(R);
     const tAbs = new Float64Array(R);
     for (let j = 0; j < R; j++) {
+      let sum = 0;
+      let sumAbs = 0;
       for (let k = 0; k < K; k++) {
-        t[j] += a[j * K + k]! * x[m * K + k]!;
-        tAbs[j] += Math.abs(a[j * K + k]! * x[m * K + k]!);
+        sum += a[j * K + k]! * x[m * K + k]!;
+        sumAbs += Math.abs(a[j * K + k]! * x[m * K + k]!);
       }
+      t[j] = sum;
+      tAbs[j] = sumAbs;
     }
     for (let n = 0; n < N; n++) {
       let acc = 0;
