@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
+import { LoraModel } from '@peft-ts/lora/node';
+import { loadModel } from '@peft-ts/models/node';
+import { createRuntime, fromArray, noGrad, tidy, type Runtime } from '@peft-ts/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const app = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -61,6 +64,22 @@ const CLI_FLAGS = [
 const RELATIVE_TOLERANCE = 1e-4;
 /** Per-step training losses of the two runs, absolute (natural-log cross-entropy near 6.5; measured up to a few 1e-6). */
 const LOSS_TOLERANCE = 1e-4;
+/** The adapted model's logits with the page's adapter against the CLI's, both run here in Node. */
+const LOGITS_TOLERANCE = 1e-5;
+
+/** Logits of the demo model with the adapter in `adapterDir`, on a fixed sequence of token ids. */
+async function adaptedLogits(rt: Runtime, modelDir: string, adapterDir: string): Promise<Float32Array> {
+  const model = await loadModel(rt, modelDir);
+  const lora = new LoraModel(model);
+  await lora.loadAdapter(adapterDir);
+  lora.train(false);
+  const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % model.config.vocabSize);
+  const logits = noGrad(() => tidy(() => model.forward(fromArray(rt, ids, [1, ids.length], 'i32'))));
+  const values = (await logits.toArray()) as Float32Array;
+  logits.dispose();
+  model.dispose();
+  return values;
+}
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -309,6 +328,14 @@ describe('the web page in headless Chromium', () => {
       console.log(`web page in Chromium: ${JSON.stringify(report, null, 2)}`);
       expect(lossDiff).toBeLessThanOrEqual(LOSS_TOLERANCE);
       expect(worst).toBeLessThanOrEqual(RELATIVE_TOLERANCE);
+      // What the adapter does: the model's logits with either adapter, computed the same way.
+      const rt = await createRuntime();
+      const webLogits = await adaptedLogits(rt, join(site, 'demo/model'), downloads);
+      const cliLogits = await adaptedLogits(rt, join(site, 'demo/model'), cliDir);
+      let logitsDiff = webLogits.length === cliLogits.length ? 0 : Infinity;
+      for (let i = 0; i < webLogits.length; i++) logitsDiff = Math.max(logitsDiff, Math.abs(webLogits[i]! - cliLogits[i]!));
+      console.log(`adapted logits, page's adapter vs the CLI's: max difference ${logitsDiff.toExponential(2)} over ${webLogits.length} logits`);
+      expect(logitsDiff).toBeLessThanOrEqual(LOGITS_TOLERANCE);
     } catch (error) {
       console.error(pageLines.slice(-40).join('\n'));
       await page.screenshot({ path: join(tmpdir(), 'peft-web-failure.png') }).catch(() => undefined);
