@@ -16,8 +16,8 @@ function reference(y: Float32Array, x: ArrayLike<number>, a: Float32Array, b: Fl
       let sum = 0;
       let sumAbs = 0;
       for (let k = 0; k < K; k++) {
-        sum += a[j * K + k]! * x[m * K + k]!;
-        sumAbs += Math.abs(a[j * K + k]! * x[m * K + k]!);
+        sum += (a[j * K + k] ?? 0) * (x[m * K + k] ?? 0);
+        sumAbs += Math.abs((a[j * K + k] ?? 0) * (x[m * K + k] ?? 0));
       }
       t[j] = sum;
       tAbs[j] = sumAbs;
@@ -26,10 +26,10 @@ function reference(y: Float32Array, x: ArrayLike<number>, a: Float32Array, b: Fl
       let acc = 0;
       let accAbs = 0;
       for (let j = 0; j < R; j++) {
-        acc += t[j]! * b[n * R + j]!;
-        accAbs += tAbs[j]! * Math.abs(b[n * R + j]!);
+        acc += (t[j] ?? 0) * (b[n * R + j] ?? 0);
+        accAbs += (tAbs[j] ?? 0) * Math.abs(b[n * R + j] ?? 0);
       }
-      out[m * N + n]! += s * acc;
+      out[m * N + n] = (out[m * N + n] ?? 0) + s * acc;
       magnitude = Math.max(magnitude, Math.abs(s) * accAbs);
     }
   }
@@ -92,7 +92,7 @@ describe('addLowRankInPlace', () => {
     const want = await unfused.toArray();
     // Both round K + R products in f32 in a different order.
     let worst = 0;
-    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs((got[i] ?? 0) - (want[i] ?? 0)));
     expect(worst).toBeLessThan(2e-5);
     for (const t of [x, a, b, y, unfused]) t.dispose();
   });
