@@ -10,7 +10,7 @@ import { randn } from '../testing/index.js';
 async function step(rt: Runtime): Promise<{ loss: number; grad: Float32Array }> {
   const x = fromArray(rt, randn(6 * 20, 1), [6, 20], 'f32', { requiresGrad: true });
   const w = fromArray(rt, randn(20 * 12, 2, 0.3), [20, 12]);
-  const loss = tidy(() => mean(mul(softmax(gelu(matmul(x, w)), -1), gelu(matmul(x, w)))).keep());
+  const loss = tidy(() => mean(mul(softmax(gelu(matmul(x, w))), gelu(matmul(x, w)))).keep());
   backward(loss);
   const value = await loss.item();
   const grad = (await x.grad?.toArray()) as Float32Array;
