@@ -50,6 +50,7 @@ const state = {
   generating: false,
   checkpoint: null as { step: number } | null,
   downloads: 0,
+  precompiled: null as { created: number; ms: number } | null,
 };
 (window as unknown as { peftWeb: typeof state }).peftWeb = state;
 
@@ -162,6 +163,9 @@ worker.addEventListener('message', (event: MessageEvent<FromWorker>) => {
   switch (m.type) {
     case 'log':
       log(m.line);
+      break;
+    case 'precompiled':
+      state.precompiled = { created: m.created, ms: m.ms };
       break;
     case 'device':
       $('device').textContent = `WebGPU: ${m.device.description}${m.device.software ? ' (software)' : ''}${m.device.subgroupSize ? `, subgroups of ${m.device.subgroupSize}` : ''}${m.device.features.includes('shader-f16') ? ', f16' : ''}`;

@@ -82,6 +82,8 @@ export interface DeviceInfo {
 export type FromWorker =
   | { type: 'log'; line: string }
   | { type: 'device'; device: DeviceInfo }
+  /** The kernels an earlier run on this adapter used, compiled in the background after a load. */
+  | { type: 'precompiled'; created: number; ms: number }
   | {
       type: 'loaded';
       model: { name: string; summary: string; trainable: string };

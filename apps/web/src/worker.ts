@@ -1,7 +1,7 @@
 // The training worker: the GPU runtime, the model, the data and the training loop of
 // @peft-ts/trainer (the one `peft-ts train` runs), reading the model from fetched or picked
 // files and keeping checkpoints in OPFS, so that the page's thread only draws.
-import { createRuntime, type Runtime } from '@peft-ts/tensor';
+import { createRuntime, type KernelSpec, type Runtime } from '@peft-ts/tensor';
 import { blobSource, memoryTree, readJson, type ByteSource, type FileTree } from '@peft-ts/safetensors';
 import { BatchIterator, IGNORE_INDEX, previewMasks } from '@peft-ts/data-alpaca';
 import { loadModelFrom } from '@peft-ts/models';
@@ -35,6 +35,13 @@ const RUN_DIR = 'peft-ts/run';
 const SAVED_DATA = 'data.json';
 /** The loss curves up to the newest checkpoint, so that the chart survives a reload too. */
 const CURVES = 'curves.json';
+/**
+ * The kernels an earlier run compiled on this browser's adapter, kept apart from the run (a fresh
+ * run clears that folder): the next load compiles them in the background while the user looks
+ * at the data, so the first step does not wait for shader compilation.
+ */
+const KERNELS_DIR = 'peft-ts/kernels';
+const KERNELS_FILE = 'kernels.json';
 
 interface Loaded {
   config: FinetuneConfig;
@@ -48,6 +55,25 @@ let runtime: Runtime | null = null;
 let loaded: Loaded | null = null;
 let run: FinetuneRun | null = null;
 let stop: AbortController | null = null;
+let precompiling: Promise<void> | null = null;
+
+/** Starts compiling the kernel list saved on this adapter, if any; errors are logged, never thrown. */
+function precompileSaved(rt: Runtime): Promise<void> {
+  return (async () => {
+    const source = await (await opfsTree(KERNELS_DIR)).open(KERNELS_FILE);
+    if (!source) return;
+    const saved = JSON.parse(new TextDecoder().decode(await source.read(0, source.size))) as { adapter?: string; kernels?: KernelSpec[] };
+    if (saved.adapter !== rt.gpu.info.description || !Array.isArray(saved.kernels)) return;
+    const r = await rt.precompile(saved.kernels);
+    log(`precompiled ${r.created} kernels (${r.skipped} already compiled) in ${(r.ms / 1000).toFixed(1)} s, in the background`);
+    post({ type: 'precompiled', created: r.created, ms: r.ms });
+  })().catch((error: unknown) => log(`precompile skipped: ${message(error)}`));
+}
+
+/** Keeps the list of kernels compiled so far for the next load. */
+async function saveKernels(rt: Runtime): Promise<void> {
+  await (await opfsTree(KERNELS_DIR)).write(KERNELS_FILE, JSON.stringify({ adapter: rt.gpu.info.description, kernels: rt.compiledKernels() }));
+}
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -167,7 +193,8 @@ async function savedCurves(output: OpfsTree, step: number): Promise<{ train: Cur
 }
 
 async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
-  await device();
+  const rt = await device();
+  precompiling ??= precompileSaved(rt);
   run?.model.dispose();
   run = null;
   const output = await opfsTree(RUN_DIR);
@@ -204,6 +231,8 @@ async function train(resume: boolean): Promise<void> {
   const started = performance.now();
   const model = await loadModelFrom(rt, modelFiles, await modelLoadOptionsFrom(modelFiles, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant }));
   log(`model loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  // Kernels compiling since the page loaded the data are waited for here, not at their first dispatch.
+  await precompiling;
   stop = new AbortController();
   const stepTimes: number[] = [];
   const curves = resume ? await savedCurves(output, (await latestCheckpoint(output)) ?? 0) : { train: [], validation: [] };
@@ -240,6 +269,7 @@ async function train(resume: boolean): Promise<void> {
         },
         onSave: async (_where, step) => {
           await output.write(CURVES, JSON.stringify(curves));
+          await saveKernels(rt);
           post({ type: 'saved', step });
           last = performance.now();
         },
@@ -249,6 +279,7 @@ async function train(resume: boolean): Promise<void> {
     model.dispose();
     throw error;
   }
+  await saveKernels(rt);
   const s = run.summary;
   const steady = stepTimes.slice(1);
   post({

@@ -134,6 +134,7 @@ function readSafetensors(bytes: Uint8Array): Tensors {
 }
 
 interface PageState {
+  precompiled: { created: number; ms: number } | null;
   ready: boolean;
   loaded: boolean;
   done: boolean;
@@ -250,6 +251,8 @@ describe('the web page in headless Chromium', () => {
       const trainSeconds = (Date.now() - trainStart) / 1000;
       expect(after.summary?.interrupted).toBe(false);
       expect(after.steps.map((x) => x.step)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+      // The kernels the run used before the reload were compiled in the background after it.
+      expect(after.precompiled?.created ?? 0).toBeGreaterThan(10);
 
       // The loss falls: the last three steps average below the first three.
       const losses = [...before.steps.filter((x) => x.step <= 4), ...after.steps].map((x) => x.loss);
@@ -312,6 +315,7 @@ describe('the web page in headless Chromium', () => {
         firstStepMs: Math.round(firstStepMs),
         startToFirstStepMs: Math.round(startToFirstStepMs),
         firstStepAfterReloadMs: Math.round(after.steps[0]?.stepMs ?? NaN),
+        precompiledAfterReload: after.precompiled,
         steadyStepMs: Math.round(mean(steady)),
         tokensPerSecond: Math.round(mean(after.steps.slice(1).map((x) => x.tokensPerSecond))),
         browserTrainSeconds: Number(trainSeconds.toFixed(1)),
