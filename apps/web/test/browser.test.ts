@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
 import { LoraModel } from '@peft-ts/lora/node';
@@ -19,7 +19,11 @@ const root = resolve(app, '../..');
 const site = join(app, 'dist');
 const cli = join(root, 'apps/cli/dist/cli.js');
 const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const screenshot = join(root, 'docs/images/web.png');
+/**
+ * The screenshot of the finished run: into apps/web/test-results/ (ignored by git), and over the
+ * README's docs/images/web.png when UPDATE_SCREENSHOT=1, so a test run leaves tracked files alone.
+ */
+const screenshot = process.env.UPDATE_SCREENSHOT === '1' ? join(root, 'docs/images/web.png') : join(app, 'test-results/web.png');
 
 /** The run both sides make: the page's settings, and the same as `peft-ts train` flags. */
 const SETTINGS = {
@@ -274,7 +278,9 @@ describe('the web page in headless Chromium', () => {
       while (!['adapter_config.json', 'adapter_model.safetensors'].every((f) => existsSync(join(downloads, f))) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
       mkdirSync(join(root, 'docs/images'), { recursive: true });
       await page.evaluate(() => window.scrollTo(0, 0));
+      mkdirSync(dirname(screenshot), { recursive: true });
       await page.screenshot({ path: screenshot, fullPage: false });
+      console.log(`screenshot: ${screenshot}`);
 
       // The adapter: PEFT's files, the same tensors as the CLI's within the stated tolerance.
       const cliAdapter = join(cliOut, 'adapter');
