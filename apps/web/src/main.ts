@@ -51,6 +51,8 @@ const state = {
   checkpoint: null as { step: number } | null,
   downloads: 0,
   precompiled: null as { created: number; ms: number } | null,
+  /** A finished run's adapter is in the browser's storage (it downloads without training again). */
+  finished: false,
 };
 (window as unknown as { peftWeb: typeof state }).peftWeb = state;
 
@@ -117,10 +119,10 @@ function setButtons(): void {
   button('load').disabled = running;
   button('train').disabled = !loaded || running;
   button('stop').disabled = !running;
-  button('forget').disabled = running || state.checkpoint === null;
+  button('forget').disabled = running || (state.checkpoint === null && !state.finished);
   button('evaluate').disabled = !loaded || running;
   button('generate').disabled = !loaded || running || state.generating;
-  button('download').disabled = !loaded || running || state.summary === null;
+  button('download').disabled = !loaded || running || (state.summary === null && !state.finished);
   state.running = running;
 }
 
@@ -175,9 +177,14 @@ worker.addEventListener('message', (event: MessageEvent<FromWorker>) => {
       loaded = true;
       state.loaded = true;
       state.checkpoint = m.checkpoint ? { step: m.checkpoint.step } : null;
+      state.finished = m.finished;
       $('load-status').textContent = `${m.model.summary}; ${m.model.trainable}. Data: ${m.data.name}, ${m.data.examples} examples (${m.data.train} train, ${m.data.validation} validation), ${m.totalSteps} steps.`;
       showPreview(m.data);
-      $('resume-note').textContent = m.checkpoint ? `A saved run reached step ${m.checkpoint.step}: Train continues from it.` : '';
+      $('resume-note').textContent = m.checkpoint
+        ? `A saved run reached step ${m.checkpoint.step}: Train continues from it.`
+        : m.finished
+          ? 'A finished run is saved in this browser: its adapter downloads below; Train starts a new run.'
+          : '';
       if (m.checkpoint) {
         train.splice(0, train.length, ...m.checkpoint.train);
         validation.splice(0, validation.length, ...m.checkpoint.validation);
@@ -294,6 +301,7 @@ function load(auto = false): void {
   loaded = false;
   state.loaded = false;
   state.summary = null;
+  state.finished = false;
   $('load-status').textContent = 'Loading…';
   setButtons();
   send({ type: 'load', model, data, settings });
@@ -306,6 +314,8 @@ function startTraining(resume: boolean): void {
   if (!resume) {
     train.length = 0;
     validation.length = 0;
+    // A new run replaces the saved one, its adapter included.
+    state.finished = false;
   }
   saved.training = true;
   writeSaved();
@@ -322,6 +332,7 @@ button('stop').addEventListener('click', () => {
 });
 button('forget').addEventListener('click', () => {
   state.checkpoint = null;
+  state.finished = false;
   $('resume-note').textContent = '';
   send({ type: 'forget' });
   setButtons();

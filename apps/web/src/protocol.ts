@@ -91,6 +91,8 @@ export type FromWorker =
       totalSteps: number;
       /** A checkpoint of this very run in the browser's storage, to continue from, with the curves up to it. */
       checkpoint: { step: number; train: CurvePoint[]; validation: CurvePoint[] } | null;
+      /** The run in the browser's storage finished and wrote its adapter, ready to download. */
+      finished: boolean;
     }
   | {
       type: 'step';

@@ -213,6 +213,7 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
     data: { name: data.name, examples: prepared.split.train.length + prepared.split.validation.length, train: prepared.split.train.length, validation: prepared.split.validation.length, preview: preview(prepared, 3) },
     totalSteps: total,
     checkpoint: step !== null && step < total && curves ? { step, ...curves } : null,
+    finished: (step === null || step >= total) && (await output.open('adapter/adapter_model.safetensors')) !== null,
   });
 }
 

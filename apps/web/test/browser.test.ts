@@ -138,6 +138,7 @@ function readSafetensors(bytes: Uint8Array): Tensors {
 }
 
 interface PageState {
+  finished: boolean;
   precompiled: { created: number; ms: number } | null;
   ready: boolean;
   loaded: boolean;
@@ -276,7 +277,6 @@ describe('the web page in headless Chromium', () => {
       await page.click('#download');
       const until = Date.now() + 30_000;
       while (!['adapter_config.json', 'adapter_model.safetensors'].every((f) => existsSync(join(downloads, f))) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
-      mkdirSync(join(root, 'docs/images'), { recursive: true });
       await page.evaluate(() => window.scrollTo(0, 0));
       mkdirSync(dirname(screenshot), { recursive: true });
       await page.screenshot({ path: screenshot, fullPage: false });
@@ -346,6 +346,24 @@ describe('the web page in headless Chromium', () => {
       for (let i = 0; i < webLogits.length; i++) logitsDiff = Math.max(logitsDiff, Math.abs((webLogits[i] ?? NaN) - (cliLogits[i] ?? NaN)));
       console.log(`adapted logits, page's adapter vs the CLI's: max difference ${logitsDiff.toExponential(2)} over ${webLogits.length} logits`);
       expect(logitsDiff).toBeLessThanOrEqual(LOGITS_TOLERANCE);
+
+      // After a reload the finished run's adapter still downloads, the same bytes, without training again.
+      const again = join(work, 'downloads-after-reload');
+      mkdirSync(again, { recursive: true });
+      await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: again });
+      await page.reload({ waitUntil: 'load' });
+      // The settings come back; loading the same model and data finds the finished run.
+      await waitFor(page, 'the page after a reload', (s) => s.ready, 60_000);
+      await page.click('#load');
+      const reloaded = await waitFor(page, 'the finished run after a reload', (s) => s.loaded, 60_000);
+      expect(reloaded.finished).toBe(true);
+      expect(reloaded.checkpoint).toBeNull();
+      expect(await page.$eval('#download', (b) => (b as HTMLButtonElement).disabled)).toBe(false);
+      await page.click('#download');
+      const until2 = Date.now() + 30_000;
+      while (!['adapter_config.json', 'adapter_model.safetensors'].every((f) => existsSync(join(again, f))) && Date.now() < until2) await new Promise((r) => setTimeout(r, 200));
+      expect(Buffer.compare(readFileSync(join(again, 'adapter_model.safetensors')), webBytes)).toBe(0);
+      expect(readFileSync(join(again, 'adapter_config.json'), 'utf8')).toBe(readFileSync(join(downloads, 'adapter_config.json'), 'utf8'));
     } catch (error) {
       console.error(pageLines.slice(-40).join('\n'));
       await page.screenshot({ path: join(tmpdir(), 'peft-web-failure.png') }).catch(() => undefined);
