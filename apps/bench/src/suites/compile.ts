@@ -3,9 +3,9 @@
 // the pipelines compiled ahead (Runtime.precompile, overlapped with building the model).
 import { LoraModel } from '@peft-ts/lora';
 import { parseModelConfig, type CausalLM, type ModelConfig } from '@peft-ts/models';
-import { AdamW, clipGradNorm } from '@peft-ts/paged-optim';
-import { backward, causalLmLoss, createRuntime, fromArray, tidy, type KernelSpec, type Runtime } from '@peft-ts/tensor';
-import { buildModel, tokens, TRAIN_CASES, type TrainCase } from './train.js';
+import { AdamW } from '@peft-ts/paged-optim';
+import { createRuntime, type KernelSpec, type Runtime } from '@peft-ts/tensor';
+import { buildModel, optimizerStep, tokens, TRAIN_CASES, type TrainCase } from './train.js';
 import type { BenchResult, SuiteOptions } from './types.js';
 
 export interface CompileCase extends Omit<TrainCase, 'big' | 'checkpointing'> {
@@ -76,25 +76,7 @@ async function prepare(rt: Runtime, c: CompileCase, config: ModelConfig): Promis
   });
   const params = [...lora.trainableParameters().values()];
   const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
-  const step = async (seq: number): Promise<number> => {
-    const shape = [c.batch, seq];
-    const ids = tokens(c.batch * seq, config.vocabSize, 1);
-    const mask = new Int32Array(c.batch * seq).fill(1);
-    const lossT = tidy(() => {
-      const logits = model.forward(fromArray(rt, ids, shape, 'i32'), { attentionMask: fromArray(rt, mask, shape, 'i32') });
-      return causalLmLoss(logits, fromArray(rt, ids, shape, 'i32')).keep();
-    });
-    backward(lossT);
-    const norm = clipGradNorm(params, 1);
-    const loss = await lossT.item();
-    await norm.item();
-    lossT.dispose();
-    norm.dispose();
-    await optimizer.step();
-    optimizer.zeroGrad();
-    await rt.sync();
-    return loss;
-  };
+  const step = (seq: number): Promise<number> => optimizerStep(model, params, optimizer, tokens(c.batch * seq, config.vocabSize, 1), [c.batch, seq]);
   return {
     model,
     step,

@@ -133,6 +133,40 @@ function counters(rt: Runtime): Counters {
   return { dispatches: rt.totalDispatches, submits: rt.totalSubmits, readbacks: r.totalReadbacks ?? NaN };
 }
 
+/**
+ * One optimizer step on `ids` [batch, seq] as both inputs and labels, every position attended:
+ * forward, loss, backward, gradient clipping to norm 1, the optimizer's update; synced at the
+ * end. `mark` is awaited after the forward, the backward and the update (for phase timing).
+ */
+export async function optimizerStep(
+  model: CausalLM,
+  params: Tensor[],
+  optimizer: AdamW,
+  ids: Int32Array,
+  shape: number[],
+  mark?: (phase: 'forward' | 'backward' | 'optimizer') => Promise<void>,
+): Promise<number> {
+  const rt = model.rt;
+  const mask = new Int32Array(ids.length).fill(1);
+  const lossT = tidy(() => {
+    const logits = model.forward(fromArray(rt, ids, shape, 'i32'), { attentionMask: fromArray(rt, mask, shape, 'i32') });
+    return causalLmLoss(logits, fromArray(rt, ids, shape, 'i32')).keep();
+  });
+  await mark?.('forward');
+  backward(lossT);
+  await mark?.('backward');
+  const norm = clipGradNorm(params, 1);
+  const loss = await lossT.item();
+  await norm.item();
+  lossT.dispose();
+  norm.dispose();
+  await optimizer.step();
+  optimizer.zeroGrad();
+  await rt.sync();
+  await mark?.('optimizer');
+  return loss;
+}
+
 export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions): Promise<BenchResult[]> {
   const config = parseModelConfig(c.config, `bench case "${c.name}"`);
   rt.trimPool();
@@ -146,7 +180,6 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
   const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
   const shape = [c.batch, c.seq];
   const ids = tokens(c.batch * c.seq, config.vocabSize, 1);
-  const mask = new Int32Array(c.batch * c.seq).fill(1);
   const phases = { forward: 0, backward: 0, optimizer: 0 };
   let loss0 = NaN;
   const step = async (timePhases: boolean): Promise<number> => {
@@ -158,25 +191,7 @@ export async function runTrainCase(rt: Runtime, c: TrainCase, opts: SuiteOptions
       phases[phase] = now - t;
       t = now;
     };
-    const lossT = tidy(() => {
-      const input = fromArray(rt, ids, shape, 'i32');
-      const labels = fromArray(rt, ids, shape, 'i32');
-      const logits = model.forward(input, { attentionMask: fromArray(rt, mask, shape, 'i32') });
-      return causalLmLoss(logits, labels).keep();
-    });
-    await mark('forward');
-    backward(lossT);
-    await mark('backward');
-    const norm = clipGradNorm(params, 1);
-    const loss = await lossT.item();
-    await norm.item();
-    lossT.dispose();
-    norm.dispose();
-    await optimizer.step();
-    optimizer.zeroGrad();
-    await rt.sync();
-    await mark('optimizer');
-    return loss;
+    return optimizerStep(model, params, optimizer, ids, shape, mark);
   };
   const results: BenchResult[] = [];
   // Per step, from the first: the highest live bytes during it, what the device holds after it
