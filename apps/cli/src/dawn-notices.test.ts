@@ -53,7 +53,7 @@ describe('NoticeFilter', () => {
     expect(isDawnNotice(UNIFORM.replace('16', 'sixteen'))).toBe(false);
   });
 
-  it('runs only GPU commands in a child, not help, and not when asked to show the notices', () => {
+  it('runs only GPU commands in a child, not help, not on Windows, and not when asked to show the notices', () => {
     expect(shouldFilter(['train', '--model', 'm'], {})).toBe(true);
     expect(shouldFilter(['info'], {})).toBe(true);
     expect(shouldFilter(['estimate', '--model', 'm'], {})).toBe(false);
@@ -62,6 +62,9 @@ describe('NoticeFilter', () => {
     expect(shouldFilter([], {})).toBe(false);
     expect(shouldFilter(['train'], { PEFT_TS_STDERR_FILTERED: '1' })).toBe(false);
     expect(shouldFilter(['train'], { PEFT_TS_DAWN_NOTICES: '1' })).toBe(false);
+    expect(shouldFilter(['train'], {}, 'linux')).toBe(true);
+    expect(shouldFilter(['train'], {}, 'darwin')).toBe(true);
+    expect(shouldFilter(['train'], {}, 'win32')).toBe(false);
   });
 });
 

@@ -60,8 +60,10 @@ export class NoticeFilter {
 }
 
 /** Whether this process should hand `argv` to a filtered child instead of running it. */
-export function shouldFilter(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
+export function shouldFilter(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): boolean {
   if (env[CHILD_ENV] === '1' || env[SHOW_NOTICES_ENV] === '1') return false;
+  // On Windows a detached child gets a console window of its own: the command runs as it is.
+  if (platform === 'win32') return false;
   const [name, ...rest] = argv;
   if (name === undefined || !DEVICE_COMMANDS.has(name)) return false;
   const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
