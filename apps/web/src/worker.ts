@@ -4,6 +4,7 @@
 import { createRuntime, type KernelSpec, type Runtime } from '@peft-ts/tensor';
 import { blobSource, memoryTree, readJson, type ByteSource, type FileTree } from '@peft-ts/safetensors';
 import { BatchIterator, IGNORE_INDEX, previewMasks } from '@peft-ts/data-alpaca';
+import { LoraModel } from '@peft-ts/lora';
 import { loadModelFrom } from '@peft-ts/models';
 import {
   evaluateLoss,
@@ -195,8 +196,7 @@ async function savedCurves(output: OpfsTree, step: number): Promise<{ train: Cur
 async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<void> {
   const rt = await device();
   precompiling ??= precompileSaved(rt);
-  run?.model.dispose();
-  run = null;
+  dropTrained();
   const output = await opfsTree(RUN_DIR);
   const model = await modelTree(m.model);
   const data = await dataSource(m.data, output);
@@ -227,8 +227,7 @@ async function train(resume: boolean): Promise<void> {
   const rt = await device();
   const { config, model: modelFiles, output, prepared, identity } = loaded;
   if (!resume) await clearRun(output);
-  run?.model.dispose();
-  run = null;
+  dropTrained();
   const started = performance.now();
   const model = await loadModelFrom(rt, modelFiles, await modelLoadOptionsFrom(modelFiles, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant }));
   log(`model loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
@@ -296,13 +295,37 @@ async function train(resume: boolean): Promise<void> {
   });
 }
 
-function trained(): FinetuneRun {
-  if (!run) throw new Error('train the adapter first');
-  return run;
+/** What evaluation and generation need of a trained run. */
+type Trained = Pick<FinetuneRun, 'model' | 'lora' | 'tokenizer' | 'validation'>;
+/** A finished run's adapter read back from the browser's storage after a reload. */
+let restoredRun: Trained | null = null;
+
+function dropTrained(): void {
+  run?.model.dispose();
+  run = null;
+  restoredRun?.model.dispose();
+  restoredRun = null;
+}
+
+/** The run trained in this page, else the finished one in storage (its model loaded with the saved adapter). */
+async function trained(): Promise<Trained> {
+  if (run) return run;
+  if (restoredRun) return restoredRun;
+  if (!loaded) throw new Error('load a model and data first');
+  const adapter = await opfsTree(`${RUN_DIR}/adapter`);
+  if (!(await adapter.open('adapter_model.safetensors'))) throw new Error('train the adapter first');
+  const rt = await device();
+  const { config, model: modelFiles, prepared } = loaded;
+  const model = await loadModelFrom(rt, modelFiles, await modelLoadOptionsFrom(modelFiles, config.method === 'qlora', { type: config.quantType, blocksize: config.blocksize, doubleQuant: config.doubleQuant }));
+  const lora = new LoraModel(model);
+  await lora.loadAdapterFrom(adapter);
+  log('the finished run\'s adapter was loaded from this browser\'s storage');
+  restoredRun = { model, lora, tokenizer: prepared.tokenizer, validation: prepared.split.validation };
+  return restoredRun;
 }
 
 async function evaluate(): Promise<void> {
-  const r = trained();
+  const r = await trained();
   const c = loaded?.config;
   if (!c) throw new Error('Evaluate: load a model and data first');
   const batches = new BatchIterator(r.validation, { batchSize: c.batchSize, padId: r.tokenizer.padId, seed: c.seed, shuffle: false, maxLength: c.maxLength });
@@ -311,7 +334,7 @@ async function evaluate(): Promise<void> {
 }
 
 async function generate(m: Extract<ToWorker, { type: 'generate' }>): Promise<void> {
-  const r = trained();
+  const r = await trained();
   r.lora.train(false);
   await generateText(r.model, r.tokenizer, promptIds(r.tokenizer, 'alpaca', m.instruction, m.input), {
     maxNewTokens: m.maxNewTokens,
@@ -330,7 +353,7 @@ async function exportAdapter(): Promise<void> {
   }
   if (files.length < 2) {
     const out = memoryTree('adapter');
-    await trained().lora.saveAdapterTo(out);
+    await (await trained()).lora.saveAdapterTo(out);
     files.length = 0;
     for (const name of ['adapter_config.json', 'adapter_model.safetensors']) {
       const value = out.files.get(name);

@@ -364,6 +364,13 @@ describe('the web page in headless Chromium', () => {
       while (!['adapter_config.json', 'adapter_model.safetensors'].every((f) => existsSync(join(again, f))) && Date.now() < until2) await new Promise((r) => setTimeout(r, 200));
       expect(Buffer.compare(readFileSync(join(again, 'adapter_model.safetensors')), webBytes)).toBe(0);
       expect(readFileSync(join(again, 'adapter_config.json'), 'utf8')).toBe(readFileSync(join(downloads, 'adapter_config.json'), 'utf8'));
+      // ... and evaluates and generates with that adapter, read back from storage: the same validation loss.
+      await page.click('#evaluate');
+      const reevaluated = await page.waitForFunction(() => (window as unknown as { peftWeb: { evaluated: number | null } }).peftWeb.evaluated, { timeout: 120_000 });
+      expect(Math.abs(Number(await reevaluated.jsonValue()) - valLoss)).toBeLessThanOrEqual(1e-6);
+      await page.click('#generate');
+      await page.waitForFunction(() => !(window as unknown as { peftWeb: { generating: boolean } }).peftWeb.generating, { timeout: 120_000 });
+      expect(await page.evaluate(() => (window as unknown as { peftWeb: { generated: string } }).peftWeb.generated)).toBe(generated);
     } catch (error) {
       console.error(pageLines.slice(-40).join('\n'));
       await page.screenshot({ path: join(tmpdir(), 'peft-web-failure.png') }).catch(() => undefined);
