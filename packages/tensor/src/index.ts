@@ -25,7 +25,7 @@ export {
   type HostArray,
 } from './core/tensor.js';
 export { empty, fromArray, full, zeros, ones, zerosLike, onesLike, scalar, fillInPlace, type HostData } from './core/create.js';
-export { backward, backwardMany, checkpoint, detach, freeGraph, needsGrad, record, axpyInPlace, clone, type BackwardOptions } from './core/autograd.js';
+export { backward, backwardMany, checkpoint, detach, freeGraph, needsGrad, record, axpyInPlace, clone, tapeOrder, type BackwardOptions } from './core/autograd.js';
 export { kernelKey, grid1d, uniforms, uniformDecl, storageDecls, GRID_HELPERS, type KernelSpec, type BindingKind, type UniformField } from './core/kernel.js';
 export { wgslLoad, wgslStorageType, wgslValueType, WGSL_PACK_HELPERS } from './core/dtype.js';
 

@@ -1,6 +1,6 @@
 // Replays one training step (forward, causal-LM loss, backward) on sizes alone: every buffer the
 // model's ops allocate and free, in the order the runtime does, to find the step's peak bytes.
-import { sizeClass } from '@peft-ts/tensor';
+import { sizeClass, tapeOrder } from '@peft-ts/tensor';
 import type { ModelConfig } from '../config/config.js';
 
 /**
@@ -315,30 +315,7 @@ export function traceTrainingStep(config: ModelConfig, s: StepShape): StepPeak {
 
   /** The tape's reverse walk from `root` with seed `seed`; returns the gradients of the leaves it reached. */
   const walk = (root: Sym, seed: Buf): Map<number, Buf> => {
-    const order: Sym[] = [];
-    const seen = new Set<number>();
-    const stack: [Sym, number][] = [[root, 0]];
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1];
-      if (!top) break;
-      const [t, i] = top;
-      const inputs = t.node?.inputs ?? [];
-      if (i === 0) {
-        if (seen.has(t.id)) {
-          stack.pop();
-          continue;
-        }
-        seen.add(t.id);
-      }
-      if (i < inputs.length) {
-        top[1] = i + 1;
-        const input = inputs[i];
-        if (input?.requiresGrad && !seen.has(input.id)) stack.push([input, 0]);
-      } else {
-        order.push(t);
-        stack.pop();
-      }
-    }
+    const order = tapeOrder(root, (t) => t.node?.inputs ?? []);
     const grads = new Map<number, Buf>([[root.id, seed]]);
     const leaves = new Map<number, Buf>();
     for (let i = order.length - 1; i >= 0; i--) {

@@ -99,6 +99,44 @@ export interface BackwardOptions {
 }
 
 /**
+ * The nodes reachable from `root` through inputs that require grad, each after all of its
+ * inputs (a post-order; walk it backwards for the reverse pass). Iterative, so a long tape does
+ * not overflow the stack. Nodes already in `seen` are skipped, and those visited are added to it,
+ * so several roots share one order without repeats. Used by autograd and by anything that replays
+ * a tape of the same shape (the memory estimate).
+ */
+export function tapeOrder<T extends { readonly id: number; readonly requiresGrad: boolean }>(
+  root: T,
+  inputsOf: (node: T) => readonly (T | null | undefined)[],
+  seen = new Set<number>(),
+): T[] {
+  const order: T[] = [];
+  const stack: [T, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (!top) break;
+    const [node, i] = top;
+    const inputs = inputsOf(node);
+    if (i === 0) {
+      if (seen.has(node.id)) {
+        stack.pop();
+        continue;
+      }
+      seen.add(node.id);
+    }
+    if (i < inputs.length) {
+      top[1] = i + 1;
+      const input = inputs[i];
+      if (input?.requiresGrad && !seen.has(input.id)) stack.push([input, 0]);
+    } else {
+      order.push(node);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+/**
  * Back-propagates from `root`. Without `gradient`, root must have one element and the seed is 1.
  * Leaf tensors with requiresGrad accumulate into `.grad` (f32, tag 'grads').
  */
@@ -111,30 +149,6 @@ export function backwardMany(roots: readonly Tensor[], gradients?: readonly Tens
     // Topological order over tensors reachable through gradFn.
     const order: Tensor[] = [];
     const seen = new Set<number>();
-    const visit = (t: Tensor): void => {
-      const stack: [Tensor, number][] = [[t, 0]];
-      while (stack.length > 0) {
-        const top = stack[stack.length - 1];
-        if (!top) break;
-        const [node, i] = top;
-        const inputs = node.gradFn?.inputs ?? [];
-        if (i === 0) {
-          if (seen.has(node.id)) {
-            stack.pop();
-            continue;
-          }
-          seen.add(node.id);
-        }
-        if (i < inputs.length) {
-          top[1] = i + 1;
-          const input = inputs[i];
-          if (input?.requiresGrad && !seen.has(input.id)) stack.push([input, 0]);
-        } else {
-          order.push(node);
-          stack.pop();
-        }
-      }
-    };
     const grads = new Map<number, Tensor>();
     roots.forEach((root, k) => {
       if (!root.requiresGrad) throw new PeftError('NO_GRAD', `backward: ${root.toString()} does not require grad (no input of it has requiresGrad)`);
@@ -151,7 +165,7 @@ export function backwardMany(roots: readonly Tensor[], gradients?: readonly Tens
         axpyInPlace(prev, seed);
         seed.dispose();
       } else grads.set(root.id, seed);
-      visit(root);
+      for (const t of tapeOrder(root, (node) => node.gradFn?.inputs ?? [], seen)) order.push(t);
     });
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
