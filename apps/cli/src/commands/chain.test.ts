@@ -15,22 +15,14 @@ import { merge } from './merge.js';
 import { quantize } from './quantize.js';
 import { train } from './train.js';
 import { alpacaJsonl, LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
+import { captureOutput } from '../testing/capture.js';
 
-function capture(): { text: () => string } {
-  let buf = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  return { text: () => buf };
-}
 
 async function greedy(args: string[]): Promise<number[]> {
-  const out = capture();
+  const out = captureOutput();
   expect(await generateCommand([...args, '--prompt', 'Write words number 1.', '--max-new-tokens', '6', '--json'])).toBe(0);
   vi.restoreAllMocks();
-  return (JSON.parse(out.text()) as { output_ids: number[] }).output_ids;
+  return (JSON.parse(out.stdout()) as { output_ids: number[] }).output_ids;
 }
 
 describe('peft-ts quantize -> train -> merge -> generate', () => {
@@ -46,7 +38,7 @@ describe('peft-ts quantize -> train -> merge -> generate', () => {
     const q = join(work, 'q');
     const run = join(work, 'run');
     const merged = join(work, 'merged');
-    capture();
+    captureOutput();
     expect(await quantize([model, q])).toBe(0);
     expect(JSON.parse(readFileSync(join(q, 'config.json'), 'utf8'))).toHaveProperty('quantization_config');
     expect(

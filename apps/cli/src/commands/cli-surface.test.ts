@@ -13,20 +13,11 @@ import { info } from './info.js';
 import { train } from './train.js';
 import { demo } from './demo.js';
 import { alpacaJsonl, FIXTURES, LLAMA2_TOKENIZER_DIR, REPO_ROOT, writeTinyLlama } from '../testing/tiny-model.js';
+import { captureOutput } from '../testing/capture.js';
 
-function capture(): { text: () => string } {
-  let buf = '';
-  const sink = (chunk: string | Uint8Array) => {
-    buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(sink);
-  vi.spyOn(process.stderr, 'write').mockImplementation(sink);
-  return { text: () => buf };
-}
 
 async function run(fn: (argv: string[]) => Promise<number>, argv: string[]): Promise<string> {
-  const out = capture();
+  const out = captureOutput();
   try {
     expect(await fn(argv)).toBe(0);
     return out.text();
@@ -116,7 +107,7 @@ describe('peft-ts command-line surface', () => {
     await writeFile(data, alpacaJsonl(3, 4));
     const model = await writeTinyLlama({ vocabSize: 32000, maxPositions: 64, tokenizerDir: LLAMA2_TOKENIZER_DIR, poisonHead: true });
     const output = join(work, 'run');
-    capture();
+    captureOutput();
     await expect(train(['--model', model, '--data', data, '--output', output, '--lora', '--max-steps', '2', '--batch-size', '1', '--validation-split', '0', '--optimizer', 'adamw'])).rejects.toThrow(NonFiniteError);
     vi.restoreAllMocks();
     const svg = readFileSync(join(output, 'loss.svg'), 'utf8');

@@ -10,17 +10,10 @@ import { UsageError } from '../args.js';
 import { estimate } from './estimate.js';
 import { inspect } from './inspect.js';
 import { train } from './train.js';
+import { captureOutput } from '../testing/capture.js';
 
 const fixtures = fileURLToPath(new URL('../../../../../shared/fixtures/', import.meta.url));
 
-function capture(): { text: () => string } {
-  let buf = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  });
-  return { text: () => buf };
-}
 
 describe('peft-ts commands', () => {
   afterEach(() => {
@@ -28,9 +21,9 @@ describe('peft-ts commands', () => {
   });
 
   it('estimate prints the full / LoRA / QLoRA table for a named size', async () => {
-    const out = capture();
+    const out = captureOutput();
     expect(await estimate(['7b', '--r', '8', '--targets', 'q_proj,v_proj'])).toBe(0);
-    const text = out.text();
+    const text = out.stdout();
     expect(text).toContain('7b: LlamaForCausalLM, 6,738,415,616 parameters (32 layers, hidden 4096)');
     expect(text).toMatch(/^full\s+6,738,415,616\s+13\.48 GB\s+13\.48 GB\s+80\.86 GB/m);
     // The LoRA weights (A and B in f32) count with the frozen ones.
@@ -39,22 +32,22 @@ describe('peft-ts commands', () => {
   });
 
   it('estimate reads a model directory and answers --json', async () => {
-    const out = capture();
+    const out = captureOutput();
     await estimate([join(fixtures, 'hf-tiny/qwen2/model'), '--method', 'qlora', '--json']);
-    const json = JSON.parse(out.text()) as { estimates: { method: string; params: { total: number } }[] };
+    const json = JSON.parse(out.stdout()) as { estimates: { method: string; params: { total: number } }[] };
     expect(json.estimates.map((e) => e.method)).toEqual(['qlora']);
     expect(json.estimates[0]?.params.total).toBeGreaterThan(0);
   });
 
   it('inspect summarises an adapter and a 4-bit model', async () => {
-    let out = capture();
+    let out = captureOutput();
     await inspect([join(fixtures, 'hf-tiny/llama/adapter')]);
-    expect(out.text()).toContain('r / alpha:       4 / 8 (scale 2.0000)');
-    expect(out.text()).toContain('parameters:      8,960 in 28 tensors');
+    expect(out.stdout()).toContain('r / alpha:       4 / 8 (scale 2.0000)');
+    expect(out.stdout()).toContain('parameters:      8,960 in 28 tensors');
     vi.restoreAllMocks();
-    out = capture();
+    out = captureOutput();
     await inspect([join(fixtures, 'bnb/llama-bnb-nf4')]);
-    expect(out.text()).toContain('quantization:    bitsandbytes nf4 + double quant');
+    expect(out.stdout()).toContain('quantization:    bitsandbytes nf4 + double quant');
   });
 
   it('train validates the config file and flags before touching the GPU', async () => {

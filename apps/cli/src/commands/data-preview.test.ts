@@ -9,15 +9,8 @@ import { exampleDatasetPath, loadDataset, previewMasks, Tokenizer, tokenizeExamp
 import { createDemoAssets } from '../demo/assets.js';
 import { LLAMA2_TOKENIZER_DIR } from '../testing/tiny-model.js';
 import { dataCommand, exampleWarnings, maskRuns } from './data-preview.js';
+import { captureOutput } from '../testing/capture.js';
 
-function capture(): { stdout: () => string; stderr: () => string } {
-  let o = '';
-  let e = '';
-  const text = (chunk: string | Uint8Array): string => (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((o += text(chunk)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((e += text(chunk)), true));
-  return { stdout: () => o, stderr: () => e };
-}
 
 async function tokenized(model: string, template: 'alpaca' | 'chat', maxLength = 512): Promise<{ tokenizer: Tokenizer; examples: TokenizedExample[] }> {
   const tokenizer = await tokenizerFromDir(model);
@@ -48,7 +41,7 @@ describe('peft-ts data preview', () => {
   for (const template of ['alpaca', 'chat'] as const) {
     it(`shows previewMasks of the first n examples with the ${template} template, in text and HTML`, async () => {
       const page = join(work, `${template}.html`);
-      const cap = capture();
+      const cap = captureOutput();
       expect(await dataCommand(['preview', '--data', exampleDatasetPath(), '--model', model, '--template', template, '-n', '3', '--html', page])).toBe(0);
       vi.restoreAllMocks();
       const { tokenizer, examples } = await tokenized(model, template);
@@ -83,7 +76,7 @@ describe('peft-ts data preview', () => {
   });
 
   it('flags truncation that cuts off EOS, pad == eos, and a doubled BOS', async () => {
-    const cap = capture();
+    const cap = captureOutput();
     expect(await dataCommand(['preview', '--data', exampleDatasetPath(), '--model', LLAMA2_TOKENIZER_DIR, '--template', 'alpaca', '--max-length', '66', '-n', '1'])).toBe(0);
     vi.restoreAllMocks();
     const text = cap.stdout();

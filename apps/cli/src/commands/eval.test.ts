@@ -9,6 +9,7 @@ import { exampleDatasetPath } from '@peft-ts/data-alpaca/node';
 import { createDemoAssets } from '../demo/assets.js';
 import { train } from './train.js';
 import { evalCommand } from './eval.js';
+import { captureOutput } from '../testing/capture.js';
 
 interface EvalJson {
   examples: number;
@@ -17,15 +18,6 @@ interface EvalJson {
   adapter?: { loss: number; perplexity: number };
 }
 
-function captureOutput(): { stdout: () => string } {
-  let buf = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  return { stdout: () => buf };
-}
 
 describe('peft-ts eval', () => {
   let work: string;

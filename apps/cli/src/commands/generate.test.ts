@@ -6,15 +6,8 @@ import { generate, loadModel } from '@peft-ts/models/node';
 import { createRuntime } from '@peft-ts/tensor';
 import { generateCommand } from './generate.js';
 import { LLAMA2_TOKENIZER_DIR, writeTinyLlama } from '../testing/tiny-model.js';
+import { captureOutput } from '../testing/capture.js';
 
-function capture(): { text: () => string } {
-  let buf = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    buf += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  });
-  return { text: () => buf };
-}
 
 describe('peft-ts generate', () => {
   afterEach(() => {
@@ -24,10 +17,10 @@ describe('peft-ts generate', () => {
   it('puts one BOS before the prompt and matches the library greedy ids', async () => {
     const dir = await writeTinyLlama({ vocabSize: 32000, maxPositions: 128, tokenizerDir: LLAMA2_TOKENIZER_DIR, seed: 3 });
     const instruction = 'Name a colour.';
-    const out = capture();
+    const out = captureOutput();
     expect(await generateCommand([dir, '--prompt', instruction, '--max-new-tokens', '5', '--json'])).toBe(0);
     vi.restoreAllMocks();
-    const cli = JSON.parse(out.text()) as { prompt_ids: number[]; output_ids: number[] };
+    const cli = JSON.parse(out.stdout()) as { prompt_ids: number[]; output_ids: number[] };
 
     // The prompt part of a training example with the same instruction.
     const tokenizer = await tokenizerFromDir(dir);

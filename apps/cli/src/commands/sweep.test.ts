@@ -10,16 +10,8 @@ import { exampleDatasetPath } from '@peft-ts/data-alpaca/node';
 import { createDemoAssets, DEMO_MODEL_SHAPE } from '../demo/assets.js';
 import { expandTargets, parseGrid, sweep } from './sweep.js';
 import type { SweepRunResult } from '../report/sweep-report.js';
+import { captureOutput } from '../testing/capture.js';
 
-function capture(): { stderr: () => string } {
-  let e = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    e += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    return true;
-  });
-  return { stderr: () => e };
-}
 
 /** LoRA parameters of every linear layer of the demo model: r * (in + out) each. */
 function analyticTrainable(r: number): number {
@@ -66,7 +58,7 @@ describe('peft-ts sweep', () => {
 
   it('runs r = 2, 4, 8 on one base and reports them; a rerun with seeds trains only the new runs', async () => {
     const output = join(work, 'sweep');
-    let cap = capture();
+    let cap = captureOutput();
     expect(await sweep(['--config', config, '--grid', 'r=2,4,8', '--output', output])).toBe(0);
     vi.restoreAllMocks();
     let text = cap.stderr();
@@ -108,7 +100,7 @@ describe('peft-ts sweep', () => {
     expect(html).toContain('Best validation loss vs trainable parameters');
 
     const finished = statSync(join(output, 'runs', 'r=2_seed=0', 'result.json')).mtimeMs;
-    cap = capture();
+    cap = captureOutput();
     expect(await sweep(['--config', config, '--grid', 'r=2,4', '--seeds', '0,1', '--output', output])).toBe(0);
     vi.restoreAllMocks();
     text = cap.stderr();
@@ -125,7 +117,7 @@ describe('peft-ts sweep', () => {
     const std = Math.abs(a - b) / Math.SQRT2;
     expect(seeded).toContain(`${mean.toFixed(4)} ± ${std.toFixed(4)}`);
     // The report itself is not rerun work: nothing to train, the report is still written.
-    cap = capture();
+    cap = captureOutput();
     expect(await sweep(['--config', config, '--grid', 'r=2,4', '--seeds', '0,1', '--output', output])).toBe(0);
     vi.restoreAllMocks();
     expect(cap.stderr()).toContain('4 already done, 0 to train');
@@ -135,7 +127,7 @@ describe('peft-ts sweep', () => {
     const qlora = join(work, 'qlora.yaml');
     await writeFile(qlora, readFileSync(config, 'utf8').replace('method: lora', 'method: qlora').replace('max_steps: 4', 'max_steps: 2'));
     const output = join(work, 'sweep-qlora');
-    const cap = capture();
+    const cap = captureOutput();
     expect(await sweep(['--config', qlora, '--grid', 'targets=attn+o', '--seeds', '0,1', '--output', output])).toBe(0);
     vi.restoreAllMocks();
     expect(cap.stderr()).toContain('(quantizing to 4-bit)');
